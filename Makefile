@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` (the main job) and `make test` (the whole suite).
+# Each one creates/updates .venv with pinned dependencies, then runs. torch is pinned (CPU build
+# 2.13.0); pip is never asked for an unpinned torch.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: demo test test-slow lint clean
+
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock -r requirements-dev.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gankit demo --out $(DEMO_DIR)
+
+test: $(STAMP)
+	$(PY) -m ruff check src tests
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests
+	$(PY) -m ruff format --check src tests
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

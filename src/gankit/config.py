@@ -1,0 +1,264 @@
+"""The typed run config: validated here and nowhere else.
+
+A run config has five parts: ``family`` (which objective), ``data``, ``model`` (the family's own
+typed settings), ``train`` and ``output``. It is built from a YAML preset plus dotted overrides
+(``train.lr_g=1e-4``); unknown keys and bad values raise :class:`ConfigError` with one line that
+names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
+
+from gankit.errors import ConfigError, GankitError
+
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    source: str = (
+        "mnist-bundled"  # dataset registry name: mnist, fashion-mnist, cifar10, folder, ...
+    )
+    root: str | None = None  # data root (mnist/cifar10 files) or the folder/.zip for `folder`
+    split: Literal["train", "test"] = "train"
+    resolution: int = Field(32, ge=4, le=4096)  # side of the square training images
+    resize: int | None = Field(None, ge=4)  # shorter side before cropping; None = resolution
+    crop: Literal["center", "random"] = "center"  # "random": a random crop per batch from `resize`
+    flip: bool = False  # random horizontal flips per batch
+    channels: Literal[1, 3] = 1  # 1 = grayscale, 3 = RGB
+    labels: bool = False  # `folder`: class labels from sub-folder names
+    download: bool = True  # fetch missing standard datasets (checksum-verified) when online
+    max_images: int | None = Field(None, ge=1)  # use only the first N images
+
+    @property
+    def stored_size(self) -> int:
+        """Side of the images kept in memory: ``resize`` if set, else ``resolution``."""
+        return self.resize or self.resolution
+
+    @model_validator(mode="after")
+    def _resize_covers_resolution(self) -> DataConfig:
+        if self.resize is not None and self.resize < self.resolution:
+            raise ValueError(
+                f"data.resize ({self.resize}) must be >= data.resolution ({self.resolution})"
+            )
+        return self
+
+
+class ModelConfig(Section):
+    """Base of each family's own settings; every objective declares a subclass."""
+
+
+class TrainConfig(Section):
+    steps: int = Field(2000, ge=1)  # generator steps (one step = every phase that is due)
+    batch_size: int = Field(64, ge=1)
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's (beta1, beta2)
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda when available, else cpu
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype; fp16 only on CUDA
+    ema: bool = False  # keep an exponential moving average of the generator for sampling
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    grid_size: int = Field(5, ge=1, le=32)  # fixed-noise sample grids are grid_size x grid_size
+    sample_every: int = Field(250, ge=0)  # steps between sample grids (0 = only at the end)
+    checkpoint_every: int = Field(500, ge=0)  # steps between checkpoints (0 = only at the end)
+    log_every: int = Field(25, ge=1)  # steps between reading losses back (a host sync)
+    progress: bool = True  # tqdm progress bar
+
+    @model_validator(mode="after")
+    def _fp16_needs_cuda(self) -> TrainConfig:
+        if self.precision == "fp16" and self.device not in ("cuda", "auto"):
+            raise ValueError("train.precision=fp16 needs train.device=cuda (use bf16 on CPU)")
+        return self
+
+
+class OutputConfig(Section):
+    dir: str | None = None  # run folder; None = runs/<family>-<dataset>-<timestamp>
+    tensorboard: bool = True
+
+
+class RunConfig(Section):
+    family: str
+    data: DataConfig = DataConfig()
+    model: SerializeAsAny[ModelConfig] = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_model_section(cls, values: Any) -> Any:
+        """Validate ``model`` with the settings class of ``family``'s objective."""
+        if isinstance(values, dict) and "family" in values:
+            from gankit.objectives import OBJECTIVES
+
+            config_class = OBJECTIVES.get(values["family"]).Config
+            model = values.get("model") or {}
+            if not isinstance(model, config_class):
+                if isinstance(model, BaseModel):
+                    model = model.model_dump()
+                values = {**values, "model": config_class.model_validate(model)}
+        return values
+
+    def default_run_dir(self) -> Path:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path("runs") / f"{self.family}-{self.data.source}-{stamp}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building a config: preset + overrides, with one-line errors
+
+
+def _format_validation_error(
+    error: ValidationError,
+    root: type[BaseModel],
+    prefix: str = "",
+) -> str:
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    key = ".".join([prefix, *loc] if prefix else loc)
+    if first["type"] == "extra_forbidden":
+        return f"config: unknown key {key!r}" + _valid_keys_hint(root, loc)
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"config: {key or '<root>'}: {first['msg']}{shown}"
+
+
+def _valid_keys_hint(root: type[BaseModel], loc: list[str]) -> str:
+    section: type[BaseModel] | None = root
+    for part in loc[:-1]:
+        field = section.model_fields.get(part) if section else None
+        annotation = getattr(field, "annotation", None)
+        is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        section = annotation if is_section else None
+    if section is None or section is ModelConfig:
+        return ""
+    return f"; valid keys here: {', '.join(section.model_fields)}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr_g=1e-4"`` -> (["train", "lr_g"], 0.0001). Values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. train.lr_g=1e-4)")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and "e" in value.lower():
+        with contextlib.suppress(
+            ValueError
+        ):  # YAML 1.1 reads 1e-4 as a string; a user means a float
+            value = float(value)
+    return path, value
+
+
+def _set_dotted(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config: {'.'.join(path)}: {part!r} is a value, not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping safely (no Python objects), with one-line errors."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {path}{where}: not valid YAML") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"config {path}: must be a mapping of sections, got {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def preset_path(family: str, dataset: str) -> Path | None:
+    """The preset ``configs/<family>/<dataset>.yaml`` if it exists."""
+    path = PRESETS_DIR / family / f"{dataset}.yaml"
+    return path if path.is_file() else None
+
+
+def list_presets() -> dict[str, list[str]]:
+    return {
+        family_dir.name: sorted(p.stem for p in family_dir.glob("*.yaml"))
+        for family_dir in sorted(PRESETS_DIR.iterdir())
+        if family_dir.is_dir()
+    }
+
+
+def build_config(
+    base: dict[str, Any] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    **sections: Any,
+) -> RunConfig:
+    """Validate ``base`` (a preset's mapping) with ``sections`` and dotted ``overrides`` on top.
+
+    ``sections`` are top-level keys (``family="dcgan"``, ``data={...}``) merged into ``base``.
+    """
+    tree: dict[str, Any] = {
+        key: dict(v) if isinstance(v, dict) else v for key, v in (base or {}).items()
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            tree.setdefault(key, {}).update(value)
+        else:
+            tree[key] = value
+    for override in overrides:
+        path, value = parse_override(override)
+        _set_dotted(tree, path, value)
+    return validate_config(tree)
+
+
+def validate_config(tree: dict[str, Any]) -> RunConfig:
+    """Validate a whole config mapping; the only place config values are checked."""
+    from gankit.objectives import OBJECTIVES
+
+    if "family" not in tree:
+        raise ConfigError("config: missing key 'family'")
+    try:
+        objective = OBJECTIVES.get(str(tree["family"]))
+    except GankitError as exc:
+        raise ConfigError(f"config: family: {exc}") from None
+    model = tree.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"config: model: must be a mapping, got {model!r}")
+    try:
+        typed_model = objective.Config.model_validate(model)
+        return RunConfig.model_validate({**tree, "model": typed_model})
+    except ValidationError as exc:
+        in_model = exc.title == objective.Config.__name__
+        root = objective.Config if in_model else RunConfig
+        raise ConfigError(
+            _format_validation_error(exc, root, "model" if in_model else "")
+        ) from None
