@@ -1,0 +1,19 @@
+"""Datasets: registered sources that decode a whole dataset into memory as an :class:`ImageSet`."""
+
+from __future__ import annotations
+
+from gankit.config import DataConfig
+from gankit.data import sources as _sources  # noqa: F401 - registers the sources in DATASETS
+from gankit.data.base import DATASETS, ImageSet
+
+
+def load_images(cfg: DataConfig) -> ImageSet:
+    """Decode the dataset ``cfg.source`` names: images (N, C, S, S) uint8, see :class:`ImageSet`.
+
+    Raises GankitError for an unknown source (listing the valid ones) and DataError for data that
+    is missing or unreadable.
+    """
+    return DATASETS.get(cfg.source)(cfg)
+
+
+__all__ = ["DATASETS", "ImageSet", "load_images"]
