@@ -1,0 +1,84 @@
+"""The objective contract: a GAN family's networks and math, with no optimiser or backward().
+
+The trainer runs each objective's :class:`Phase` list every step: for a phase it computes
+``loss(phase.name, batch)``, back-propagates it and steps the optimiser of ``phase.networks`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from gankit.config import ModelConfig, RunConfig
+
+Batch = dict[str, torch.Tensor]  # "image": (N, C, H, W) float in [-1, 1]; "label": (N,) int64
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation step of some networks, e.g. "discriminator" or "generator"."""
+
+    name: str
+    networks: tuple[str, ...]  # keys of Objective.networks whose parameters this phase updates
+    lr: float
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW betas; RMSprop/SGD ignore them
+    optimizer: str = "adam"  # adam | adamw | rmsprop | sgd
+    repeats: int = 1  # how many times per training step (e.g. 5 critic steps in WGAN)
+    every: int = 1  # run only on steps divisible by this (lazy regularisation)
+    needs_data: bool = True  # False: the trainer passes no real batch (e.g. a generator step)
+
+
+class Objective(nn.Module):
+    """A GAN family. Subclasses set ``Config`` and ``description`` and implement the methods below.
+
+    Networks live in ``self.networks`` (an nn.ModuleDict); ``"generator"`` is the one sampled from.
+    """
+
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    description: ClassVar[str] = ""
+    sample_network: ClassVar[str] = "generator"  # which network the EMA tracks and samples use
+
+    def __init__(self, cfg: RunConfig, num_classes: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.networks = nn.ModuleDict(self.build())
+
+    @property
+    def model_cfg(self) -> ModelConfig:
+        return self.cfg.model
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        data = self.cfg.data
+        return (data.channels, data.resolution, data.resolution)
+
+    def build(self) -> dict[str, nn.Module]:
+        """The networks this family trains, by name."""
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scalar loss of ``phase`` and detached statistics (no .item(): no host sync)."""
+        raise NotImplementedError
+
+    def sample_inputs(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Random generator inputs for n images, e.g. {"z": (n, latent_dim)} on its device."""
+        raise NotImplementedError
+
+    def generate(
+        self, inputs: dict[str, torch.Tensor], network: nn.Module | None = None
+    ) -> torch.Tensor:
+        """Images (n, C, H, W) in [-1, 1] from ``inputs``; ``network`` replaces G (e.g. EMA)."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
