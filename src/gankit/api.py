@@ -1,0 +1,126 @@
+"""Python entry points: ``gankit.load(run_or_export_dir).sample(n)``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from gankit.config import RunConfig, validate_config
+from gankit.errors import CheckpointError, GankitError
+from gankit.objectives import OBJECTIVES, Objective
+from gankit.train.checkpoint import load_checkpoint
+from gankit.train.export import EXPORT_FORMAT
+from gankit.train.run_dir import RunDir
+
+
+class LoadedGenerator:
+    """A trained generator ready to sample, rebuilt from its config and weights."""
+
+    def __init__(self, objective: Objective, network: nn.Module) -> None:
+        self.objective = objective.eval()
+        self.network = network.eval()
+
+    @property
+    def config(self) -> RunConfig:
+        return self.objective.cfg
+
+    @property
+    def family(self) -> str:
+        return self.objective.cfg.family
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 256) -> torch.Tensor:
+        """n images (n, C, H, W) float in [-1, 1] on the CPU; the same seed, the same images."""
+        rng = None
+        if seed is not None:
+            rng = torch.Generator(self.objective.device).manual_seed(seed)
+        inputs = self.objective.sample_inputs(n, rng)
+        chunks = [
+            self.objective.generate(
+                {k: v[i : i + batch_size] for k, v in inputs.items()}, self.network
+            )
+            for i in range(0, n, batch_size)
+        ]
+        return torch.cat(chunks).float().cpu()
+
+
+def _build(config: dict[str, Any], num_classes: int, device: str | torch.device) -> Objective:
+    cfg = validate_config(config)
+    return OBJECTIVES.get(cfg.family)(cfg, num_classes).to(device)
+
+
+def _load_export(folder: Path, device: str | torch.device) -> LoadedGenerator:
+    try:
+        manifest = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{folder / 'config.json'}: unreadable export manifest ({exc})"
+        ) from None
+    if not isinstance(manifest, dict) or "config" not in manifest or "network" not in manifest:
+        raise CheckpointError(f"{folder / 'config.json'}: not a gankit export")
+    if manifest.get("format", 0) > EXPORT_FORMAT:
+        raise CheckpointError(
+            f"{folder}: exported by gankit {manifest.get('gankit_version')}, newer than this one"
+        )
+    objective = _build(manifest["config"], int(manifest.get("num_classes", 0)), device)
+    name = manifest["network"]
+    try:
+        weights = load_file(str(folder / f"{name}.safetensors"), device=str(device))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(
+            f"{folder / (name + '.safetensors')}: unreadable weights ({exc})"
+        ) from None
+    network = objective.networks[name]
+    _load_weights(network, weights, folder)
+    return LoadedGenerator(objective, network)
+
+
+def _load_weights(network: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"{source}: weights do not fit the network of its config ({first})"
+        ) from None
+
+
+def _load_checkpoint_generator(path: Path, device: str | torch.device) -> LoadedGenerator:
+    state = load_checkpoint(path)
+    objective = _build(state["config"], int(state.get("num_classes", 0)), device)
+    name = objective.sample_network
+    network = objective.networks[name]
+    _load_weights(network, state["ema"] or state["networks"][name], path)
+    return LoadedGenerator(objective, network)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+    """Load the generator of a run folder (its export, else its latest checkpoint; EMA weights
+    when present), an export folder, or a checkpoint file."""
+    path = Path(path)
+    if path.is_file():
+        return _load_checkpoint_generator(path, device)
+    if (path / "config.json").is_file():
+        return _load_export(path, device)
+    run = RunDir(path)
+    if (run.export / "config.json").is_file():
+        return _load_export(run.export, device)
+    if run.latest.is_file():
+        return _load_checkpoint_generator(run.latest, device)
+    raise GankitError(f"{path}: no run folder, export or checkpoint there")
+
+
+def export(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Export a run's latest checkpoint (EMA generator when present) to ``out`` (default
+    ``RUN/export``): config.json + <network>.safetensors."""
+    from gankit.train.export import export_generator
+
+    run = RunDir(Path(run_dir))
+    loaded = _load_checkpoint_generator(run.latest, "cpu")
+    return export_generator(loaded.objective, loaded.network, Path(out) if out else run.export)

@@ -1,0 +1,212 @@
+"""The ``gankit`` command line. Each command parses, validates and calls one function.
+
+Errors a user can cause print one line (``gankit: error: ...``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from gankit.config import RunConfig, build_config, list_presets, load_yaml, preset_path
+from gankit.errors import GankitError
+
+log = logging.getLogger("gankit")
+
+
+class _TqdmHandler(logging.Handler):
+    """Console log lines that do not break the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(f"gankit: {self.format(record)}", file=sys.stderr)
+
+
+def _setup_logging(verbose: bool) -> None:
+    if not any(isinstance(h, _TqdmHandler) for h in log.handlers):
+        log.addHandler(_TqdmHandler())
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+class GankitGroup(click.Group):
+    """Turns a :class:`GankitError` anywhere below into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GankitError as exc:
+            click.echo(f"gankit: error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("gankit: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=GankitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.version_option(package_name="gankit")
+def cli(verbose: bool) -> None:
+    """Train, evaluate and use generative adversarial networks."""
+    _setup_logging(verbose)
+
+
+def resolve_config(
+    family: str,
+    data: str | None,
+    data_root: str | None,
+    overrides: tuple[str, ...],
+    config_file: str | None = None,
+    out: str | None = None,
+) -> RunConfig:
+    """The validated config of a training command.
+
+    The base is the ``--config`` file, else the preset configs/<family>/<data>.yaml, else
+    configs/<family>/default.yaml; --data/--data-root/--out and dotted --set overrides go on top.
+    """
+    from gankit.objectives import OBJECTIVES
+
+    OBJECTIVES.get(family)  # an unknown family fails here, listing the valid ones
+    if config_file:
+        base = load_yaml(Path(config_file))
+    else:
+        source = data or "mnist-bundled"
+        preset = preset_path(family, source) or preset_path(family, "default")
+        base = load_yaml(preset) if preset else {}
+    sections: dict[str, Any] = {"family": family, "data": {}, "output": {}}
+    if data:
+        sections["data"]["source"] = data
+    if data_root:
+        sections["data"]["root"] = data_root
+    if out:
+        sections["output"]["dir"] = out
+    return build_config(base, overrides, **sections)
+
+
+@cli.command()
+@click.argument("family", required=False)
+@click.option(
+    "--data",
+    "data",
+    metavar="SOURCE",
+    help="Dataset: mnist, fashion-mnist, cifar10, mnist-bundled, folder (see `gankit list`).",
+)
+@click.option(
+    "--data-root", metavar="DIR", help="Where the dataset's files are (or the folder/.zip)."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set train.lr_g=1e-4 (repeatable).",
+)
+@click.option(
+    "--config", "config_file", type=click.Path(), help="A YAML config instead of the preset."
+)
+@click.option("--out", metavar="RUN_DIR", help="Run folder (default runs/<family>-<data>-<time>).")
+@click.option(
+    "--resume", "resume", metavar="RUN_DIR", help="Continue this run from its checkpoint."
+)
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+def train(
+    family: str | None,
+    data: str | None,
+    data_root: str | None,
+    overrides: tuple[str, ...],
+    config_file: str | None,
+    out: str | None,
+    resume: str | None,
+    dry_run: bool,
+) -> None:
+    """Train FAMILY (gan, dcgan, ...) on a dataset, or --resume a run."""
+    from gankit.train import Trainer, load_run_config
+
+    if resume:
+        cfg = load_run_config(Path(resume), overrides)
+        run_dir = Path(resume)
+    elif family:
+        cfg = resolve_config(family, data, data_root, overrides, config_file, out)
+        run_dir = Path(cfg.output.dir) if cfg.output.dir else cfg.default_run_dir()
+    else:
+        raise GankitError("train needs a FAMILY (see `gankit list`) or --resume RUN_DIR")
+    if dry_run:
+        click.echo(cfg.to_yaml(), nl=False)
+        return
+    result = Trainer(cfg, run_dir, resume=bool(resume)).fit()
+    _report(result)
+
+
+def _report(result: Any) -> None:
+    state = "stopped early (resume with --resume)" if result.interrupted else "finished"
+    click.echo(f"gankit: {state} at step {result.step}; run folder: {result.run_dir}")
+    if result.last_grid:
+        click.echo(f"  sample grid:  {result.last_grid}")
+    click.echo(f"  loss curves:  {result.run_dir / 'loss_curves.png'}")
+    if result.export_dir:
+        click.echo(f"  generator:    {result.export_dir}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--n", "count", default=64, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--out", default="samples.png", show_default=True, help="PNG grid to write.")
+@click.option("--seed", type=int, default=None, help="Same seed, same images.")
+@click.option("--columns", type=click.IntRange(1, 256), default=None, help="Grid columns.")
+@click.option("--device", default="cpu", show_default=True)
+def sample(
+    run: str, count: int, out: str, seed: int | None, columns: int | None, device: str
+) -> None:
+    """Write a grid of COUNT images from RUN (a run folder, export folder or checkpoint)."""
+    import gankit
+    from gankit.train.images import save_grid
+
+    images = gankit.load(run, device=device).sample(count, seed=seed)
+    click.echo(f"gankit: wrote {save_grid(images, out, columns)}")
+
+
+@cli.command("export")
+@click.argument("run", type=click.Path())
+@click.option("--out", default=None, help="Export folder (default RUN/export).")
+def export_command(run: str, out: str | None) -> None:
+    """Write RUN's generator as config.json + safetensors."""
+    from gankit.api import export
+
+    click.echo(f"gankit: exported to {export(run, out)}")
+
+
+@cli.command("list")
+def list_command() -> None:
+    """Show the families, datasets and presets."""
+    from gankit.data import DATASETS
+    from gankit.objectives import OBJECTIVES
+
+    presets = list_presets()
+    click.echo("families:")
+    for name in OBJECTIVES.names():
+        shown = ", ".join(presets.get(name, [])) or "-"
+        click.echo(f"  {name:<10} {OBJECTIVES.get(name).description}  [presets: {shown}]")
+    click.echo("datasets:")
+    for name in DATASETS.names():
+        doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
+        click.echo(f"  {name:<14} {doc[0] if doc else ''}")
+
+
+@cli.command()
+@click.option("--out", default="runs/demo", show_default=True, help="Run folder.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override.")
+def demo(out: str, overrides: tuple[str, ...]) -> None:
+    """Train DCGAN on the bundled MNIST digits (a few minutes on a laptop CPU)."""
+    from gankit.train import Trainer
+
+    cfg = resolve_config("dcgan", "mnist-bundled", None, overrides, out=out)
+    result = Trainer(cfg, Path(out), resume=False).fit()
+    _report(result)
+
+
+def main() -> None:
+    cli(prog_name="gankit")

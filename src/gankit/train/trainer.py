@@ -1,0 +1,377 @@
+"""The one training loop for every family.
+
+The trainer owns everything around the GAN math: optimisers (one per phase), zero_grad / backward /
+step, autocast and gradient scaling, the EMA generator, statistics, sample grids, checkpoints and
+the export. It knows no family by name: an :class:`Objective` supplies networks, phases and losses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gankit.config import RunConfig, build_config, load_yaml
+from gankit.data import ImageSet, load_images
+from gankit.data.loader import InfiniteLoader
+from gankit.errors import CheckpointError, GankitError
+from gankit.objectives import OBJECTIVES, Objective, Phase
+from gankit.train import checkpoint as ckpt
+from gankit.train.ema import EMA
+from gankit.train.export import export_generator
+from gankit.train.history import append_record, plot_losses, read_records, truncate_after
+from gankit.train.images import save_grid
+from gankit.train.run_dir import RunDir
+
+log = logging.getLogger("gankit")
+
+
+class TrainingDiverged(GankitError):
+    """The losses became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    interrupted: bool  # stopped early by SIGINT/SIGTERM (a checkpoint was saved)
+    last_grid: Path | None
+    export_dir: Path | None
+
+
+def select_device(name: str) -> torch.device:
+    """ "auto" -> cuda when available, else cpu. An unavailable explicit device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GankitError("train.device=cuda but no CUDA device is available (use auto or cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise GankitError("train.device=mps but MPS is not available (use auto or cpu)")
+    return torch.device(name)
+
+
+def make_optimizer(phase: Phase, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if phase.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=phase.lr, betas=phase.betas)
+    if phase.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=phase.lr, betas=phase.betas)
+    if phase.optimizer == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=phase.lr)
+    if phase.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=phase.lr, momentum=phase.betas[0])
+    raise GankitError(f"unknown optimizer {phase.optimizer!r}; valid: adam, adamw, rmsprop, sgd")
+
+
+class StopSignals(AbstractContextManager["StopSignals"]):
+    """While active, SIGINT and SIGTERM set ``requested`` instead of killing the process, so the
+    loop can finish its step and save. A second signal raises KeyboardInterrupt as usual."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class Trainer:
+    """Trains ``cfg.family`` into ``run_dir``; ``resume=True`` continues its latest checkpoint."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        images: ImageSet | None = None,  # pre-loaded data; None = load ``cfg.data``
+    ) -> None:
+        self.cfg, self.run = cfg, RunDir(Path(run_dir))
+        self.device = select_device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        self.images = images if images is not None else load_images(cfg.data)
+        self.objective: Objective = OBJECTIVES.get(cfg.family)(cfg, self.images.num_classes)
+        self.objective.to(self.device)
+        self.phases = self.objective.phases()
+        self.optimizers = {
+            phase.name: make_optimizer(phase, self._parameters(phase.networks))
+            for phase in self.phases
+        }
+        sampled = self.objective.networks[self.objective.sample_network]
+        self.ema = EMA(sampled, cfg.train.ema_decay) if cfg.train.ema else None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+        self.loader = InfiniteLoader(
+            self.images, cfg.data, cfg.train.batch_size, cfg.train.seed, self.device
+        )
+        grid_rng = torch.Generator(self.device).manual_seed(cfg.train.seed)
+        self.fixed_inputs = self.objective.sample_inputs(cfg.train.grid_size**2, grid_rng)
+        self.step = 0
+        self._stats: dict[str, torch.Tensor] = {}
+        self._stats_count: dict[str, int] = {}
+        self._writer: Any = None  # TensorBoard SummaryWriter while fit() runs
+        self._log_file: logging.Handler | None = None  # the run's log.txt while fit() runs
+        if resume:
+            self._resume()
+
+    # ------------------------------------------------------------------------------------------
+    # One training step
+
+    def _parameters(self, names: tuple[str, ...]) -> list[nn.Parameter]:
+        return [p for name in names for p in self.objective.networks[name].parameters()]
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        precision = self.cfg.train.precision
+        if precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _run_phase(self, phase: Phase) -> None:
+        # Only this phase's networks need parameter gradients: freezing the others saves their
+        # weight-gradient computation (e.g. D's during a generator step).
+        for name, network in self.objective.networks.items():
+            network.requires_grad_(name in phase.networks)
+        optimizer = self.optimizers[phase.name]
+        for _ in range(phase.repeats):
+            batch = next(self.loader) if phase.needs_data else None
+            with self._autocast():
+                loss, stats = self.objective.loss(phase.name, batch)
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            self._accumulate(stats)
+
+    def train_step(self) -> None:
+        """Every phase due at this step, then the EMA update."""
+        self.objective.train()
+        for phase in self.phases:
+            if self.step % phase.every == 0:
+                self._run_phase(phase)
+        if self.ema is not None:
+            self.ema.update(self.objective.networks[self.objective.sample_network])
+        self.step += 1
+
+    def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
+        # Sums stay on the device: reading them back (a host sync) happens every log_every steps.
+        # Each statistic has its own count: phases run at different rates.
+        for key, value in stats.items():
+            value = value.detach().float()
+            self._stats[key] = self._stats[key] + value if key in self._stats else value
+            self._stats_count[key] = self._stats_count.get(key, 0) + 1
+
+    # ------------------------------------------------------------------------------------------
+    # The loop
+
+    def fit(self) -> TrainResult:
+        """Train until ``train.steps``; save grids, checkpoints, the loss plot and the export."""
+        train = self.cfg.train
+        interrupted = False
+        progress = tqdm(
+            total=train.steps,
+            initial=self.step,
+            disable=not train.progress,
+            desc=self.cfg.family,
+            unit="step",
+            dynamic_ncols=True,
+            delay=0.5,
+        )
+        clock = (time.perf_counter(), self.step)
+        try:
+            self._prepare_run_dir()
+            with StopSignals() as stop:
+                while self.step < train.steps:
+                    self.train_step()
+                    progress.update(1)
+                    if self.step % train.log_every == 0:
+                        clock = self._log_stats(progress, clock)
+                    if train.sample_every and self.step % train.sample_every == 0:
+                        self.save_sample_grid()
+                    if train.checkpoint_every and self.step % train.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if stop.requested:
+                        log.warning(
+                            "%s received at step %d: saving and stopping", stop.requested, self.step
+                        )
+                        interrupted = True
+                        break
+            return self._finish(interrupted)
+        finally:
+            progress.close()
+            self._close_outputs()
+
+    def _close_outputs(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._log_file is not None:
+            log.removeHandler(self._log_file)
+            self._log_file.close()
+            self._log_file = None
+
+    def _finish(self, interrupted: bool) -> TrainResult:
+        if self._stats:
+            self._log_stats(None, (time.perf_counter(), self.step))
+        self.save_checkpoint()
+        grid = self.save_sample_grid()
+        plot_losses(read_records(self.run.losses), self.run.loss_plot, title=str(self.run.root))
+        export_dir = None
+        if not interrupted:
+            export_dir = export_generator(self.objective, self._sampling_network(), self.run.export)
+        return TrainResult(self.run.root, self.step, interrupted, grid, export_dir)
+
+    def _log_stats(self, progress: tqdm | None, clock: tuple[float, int]) -> tuple[float, int]:
+        """Read back the accumulated statistics (one host sync), check them, log them."""
+        keys = sorted(self._stats)
+        sums = torch.stack([self._stats[k] for k in keys]).tolist()
+        record: dict[str, Any] = {"step": self.step}
+        record |= {k: total / self._stats_count[k] for k, total in zip(keys, sums, strict=True)}
+        self._stats, self._stats_count = {}, {}
+        now = time.perf_counter()
+        elapsed_steps = self.step - clock[1]
+        if elapsed_steps > 0 and now > clock[0]:
+            record["images_per_s"] = elapsed_steps * self.cfg.train.batch_size / (now - clock[0])
+        append_record(self.run.losses, record)
+        if self._writer is not None:
+            for key, value in record.items():
+                if key != "step":
+                    self._writer.add_scalar(f"train/{key}", value, self.step)
+        if progress is not None:
+            progress.set_postfix(
+                {k: f"{v:.3g}" for k, v in record.items() if k != "step"}, refresh=False
+            )
+        bad = [k for k in keys if not math.isfinite(record[k])]
+        if bad:
+            raise TrainingDiverged(
+                f"{', '.join(bad)} became non-finite by step {self.step}; the last good checkpoint "
+                f"is {self.run.latest} (try a lower learning rate)"
+            )
+        return now, self.step
+
+    # ------------------------------------------------------------------------------------------
+    # Files
+
+    def _prepare_run_dir(self) -> None:
+        self.run.root.mkdir(parents=True, exist_ok=True)
+        self.run.config.write_text(self.cfg.to_yaml(), encoding="utf-8")
+        self._log_file = logging.FileHandler(self.run.log, encoding="utf-8")
+        self._log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(self._log_file)
+        if log.getEffectiveLevel() > logging.INFO:
+            log.setLevel(logging.INFO)  # the run's log.txt keeps the INFO lines
+        log.info(
+            "training %s on %s, %d steps, device %s, run folder %s",
+            self.cfg.family,
+            self.images.description,
+            self.cfg.train.steps,
+            self.device,
+            self.run.root,
+        )
+        if self.cfg.output.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run.events))
+
+    def _sampling_network(self) -> nn.Module:
+        return (
+            self.ema.shadow if self.ema else self.objective.networks[self.objective.sample_network]
+        )
+
+    @torch.no_grad()
+    def sample_fixed(self) -> torch.Tensor:
+        """The fixed-noise images (grid_size**2, C, H, W), from the EMA generator when present."""
+        network = self._sampling_network()
+        was_training = network.training
+        network.eval()
+        images = self.objective.generate(self.fixed_inputs, network)
+        network.train(was_training)
+        return images
+
+    def save_sample_grid(self) -> Path:
+        images = self.sample_fixed()
+        path = save_grid(images, self.run.sample_grid(self.step), columns=self.cfg.train.grid_size)
+        if self._writer is not None:
+            from gankit.train.images import make_grid
+
+            self._writer.add_image(
+                "samples", make_grid(images, self.cfg.train.grid_size), self.step
+            )
+        return path
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.cfg.family,
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "num_classes": self.objective.num_classes,
+            "networks": {n: net.state_dict() for n, net in self.objective.networks.items()},
+            "ema": self.ema.shadow.state_dict() if self.ema else None,
+            "optimizers": {n: opt.state_dict() for n, opt in self.optimizers.items()},
+            "scaler": self.scaler.state_dict(),
+            "loader": self.loader.state_dict(),
+            "fixed_inputs": self.fixed_inputs,
+            "rng": ckpt.capture_rng(),
+        }
+
+    def save_checkpoint(self) -> Path:
+        ckpt.save_checkpoint(self.state_dict(), self.run.latest)
+        return self.run.latest
+
+    def _resume(self) -> None:
+        state = ckpt.load_checkpoint(self.run.latest, map_location=self.device)
+        if state["family"] != self.cfg.family:
+            raise CheckpointError(
+                f"{self.run.latest}: a {state['family']!r} checkpoint, not {self.cfg.family!r}"
+            )
+        differences = ckpt.architecture_differences(state["config"], self.cfg.to_dict())
+        if differences:
+            raise CheckpointError(
+                f"cannot resume {self.run.root} with a changed architecture: "
+                + "; ".join(differences)
+            )
+        if state["loader"]["dataset_size"] != len(self.images):
+            raise CheckpointError(
+                f"cannot resume {self.run.root}: the dataset has {len(self.images)} images, the "
+                f"checkpoint was trained on {state['loader']['dataset_size']}"
+            )
+        for name, network in self.objective.networks.items():
+            network.load_state_dict(state["networks"][name])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.shadow.load_state_dict(state["ema"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.scaler.load_state_dict(state["scaler"])
+        self.loader.load_state_dict(state["loader"])
+        self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed_inputs"].items()}
+        self.step = int(state["step"])
+        ckpt.restore_rng(state["rng"])
+        truncate_after(self.run.losses, self.step)
+        log.info("resumed %s at step %d", self.run.root, self.step)
+
+
+def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """The config saved in ``run_dir`` with dotted ``overrides`` applied (for resuming)."""
+    path = RunDir(Path(run_dir)).config
+    if not path.is_file():
+        raise GankitError(f"{run_dir} is not a run folder (no config.yaml)")
+    return build_config(load_yaml(path), overrides)
