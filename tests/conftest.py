@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny configs that train in seconds on a CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gankit.config import RunConfig, build_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+def tiny_config(family: str = "dcgan", *overrides: str, **sections: dict) -> RunConfig:
+    """A config of tiny networks on 256 bundled digits at 16x16 (DCGAN) / 8x8 (GAN)."""
+    data = {"source": "mnist-bundled", "resolution": 16, "channels": 1, "max_images": 256}
+    model = {"latent_dim": 8}
+    model |= (
+        {"g_width": 8, "d_width": 8} if family == "dcgan" else {"g_hidden": [32], "d_hidden": [32]}
+    )
+    train = {
+        "steps": 4,
+        "batch_size": 8,
+        "seed": 0,
+        "device": "cpu",
+        "progress": False,
+        "sample_every": 0,
+        "checkpoint_every": 0,
+        "log_every": 2,
+        "grid_size": 2,
+    }
+    base = {
+        "family": family,
+        "data": data,
+        "model": model,
+        "train": train,
+        "output": {"tensorboard": False},
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value}
+    return build_config(base, overrides)
+
+
+def run_gankit(
+    *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run ``python -m gankit ARGS`` in a fresh process, capturing its output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "gankit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.fixture
+def tiny() -> type:
+    return tiny_config

@@ -1,0 +1,90 @@
+"""Each family: one D step and one G step change the weights they should and no others."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gankit.losses import (
+    bce_discriminator_loss,
+    minimax_generator_loss,
+    non_saturating_generator_loss,
+)
+from gankit.objectives import OBJECTIVES
+from gankit.train import Trainer
+from tests.conftest import tiny_config
+
+
+def _snapshot(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in network.state_dict().items()}
+
+
+def _changed(before: dict[str, torch.Tensor], network: torch.nn.Module) -> set[str]:
+    return {k for k, v in network.state_dict().items() if not torch.equal(before[k], v)}
+
+
+def _parameter_names(network: torch.nn.Module) -> set[str]:
+    return {name for name, _ in network.named_parameters()}
+
+
+@pytest.mark.parametrize("family", OBJECTIVES.names())
+def test_each_phase_updates_its_networks_and_no_others(family, tmp_path):
+    trainer = Trainer(tiny_config(family), tmp_path)
+    networks = trainer.objective.networks
+    assert {p.name for p in trainer.phases} >= {"discriminator", "generator"}
+    for phase in trainer.phases:
+        before = {name: _snapshot(net) for name, net in networks.items()}
+        trainer._run_phase(phase)
+        for name, network in networks.items():
+            changed = _changed(before[name], network) & _parameter_names(network)
+            if name in phase.networks:
+                assert changed == _parameter_names(network), f"{phase.name} left {name} unchanged"
+            else:
+                assert not changed, f"{phase.name} changed {name}: {sorted(changed)[:3]}"
+
+
+def test_bce_discriminator_loss_matches_the_value_function():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    expected = -(torch.log(d_real).mean() + torch.log(1 - d_fake).mean())
+    assert bce_discriminator_loss(real, fake).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_label_smoothing_moves_only_the_real_target():
+    real, fake = torch.tensor([2.0]), torch.tensor([0.5])
+    smoothed = bce_discriminator_loss(real, fake, real_target=0.9).item()
+    d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    expected = -(0.9 * torch.log(d_real) + 0.1 * torch.log(1 - d_real)) - torch.log(1 - d_fake)
+    assert smoothed == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_generator_losses():
+    logits = torch.tensor([1.5, -0.5])
+    d = torch.sigmoid(logits)
+    assert minimax_generator_loss(logits).item() == pytest.approx(
+        torch.log(1 - d).mean().item(), rel=1e-6
+    )
+    assert non_saturating_generator_loss(logits).item() == pytest.approx(
+        -torch.log(d).mean().item(), rel=1e-6
+    )
+    # The non-saturating loss keeps a strong gradient where D confidently rejects the fakes.
+    weak = torch.tensor([-8.0], requires_grad=True)
+    (minimax_grad,) = torch.autograd.grad(minimax_generator_loss(weak), weak)
+    (ns_grad,) = torch.autograd.grad(non_saturating_generator_loss(weak), weak)
+    assert abs(ns_grad.item()) > 100 * abs(minimax_grad.item())
+
+
+@pytest.mark.parametrize("choice", ["minimax", "non-saturating"])
+def test_gan_generator_loss_option_is_used(choice, tmp_path):
+    trainer = Trainer(tiny_config("gan", f"model.generator_loss={choice}"), tmp_path)
+    torch.manual_seed(0)
+    loss, _ = trainer.objective.loss("generator", None)
+    torch.manual_seed(0)
+    fake_logits = trainer.objective.networks["discriminator"](
+        trainer.objective.generate(trainer.objective.sample_inputs(trainer.cfg.train.batch_size))
+    )
+    reference = minimax_generator_loss if choice == "minimax" else non_saturating_generator_loss
+    assert loss.item() == pytest.approx(reference(fake_logits).item(), rel=1e-5)
+    assert math.copysign(1, loss.item()) == (-1 if choice == "minimax" else 1)

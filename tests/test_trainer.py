@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from gankit.errors import CheckpointError
+from gankit.train import Trainer, load_run_config
+from gankit.train.checkpoint import load_checkpoint
+from tests.conftest import run_gankit, tiny_config
+
+TINY_ARGS = [
+    "--set",
+    "data.resolution=16",
+    "--set",
+    "data.max_images=256",
+    "--set",
+    "model.latent_dim=8",
+    "--set",
+    "model.g_width=8",
+    "--set",
+    "model.d_width=8",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.device=cpu",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "train.log_every=5",
+    "--set",
+    "train.ema=true",
+    "--set",
+    "output.tensorboard=false",
+]
+
+
+def test_a_run_writes_the_run_folder_of_the_design(tmp_path):
+    cfg = tiny_config(
+        "dcgan",
+        "train.steps=6",
+        "train.sample_every=3",
+        "train.checkpoint_every=3",
+        "train.ema=true",
+        "output.tensorboard=true",
+    )
+    result = Trainer(cfg, tmp_path / "run").fit()
+    run = tmp_path / "run"
+    assert result.step == 6 and not result.interrupted
+    assert load_run_config(run) == cfg
+    assert (run / "checkpoints" / "latest.pt").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step-000003.png",
+        "step-000006.png",
+    ]
+    assert sorted(p.name for p in (run / "export").iterdir()) == [
+        "config.json",
+        "generator.safetensors",
+    ]
+    assert any((run / "events").iterdir())
+    assert (run / "loss_curves.png").stat().st_size > 1000
+    assert "training dcgan" in (run / "log.txt").read_text()
+    records = [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "images_per_s"} <= set(records[-1])
+
+
+def _final_weights(run_dir) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert state["step"] == 60
+    flat = {f"{net}.{k}": v for net, sd in state["networks"].items() for k, v in sd.items()}
+    flat |= {f"ema.{k}": v for k, v in state["ema"].items()}
+    return flat
+
+
+# Runs the CLI, but blocks forever once the step-30 checkpoint is on disk, so the test can SIGKILL
+# the process at a known point (after a checkpoint, before the run ends).
+HANG_AFTER_CHECKPOINT = textwrap.dedent(
+    """
+    import sys, time
+    from gankit.train import checkpoint
+    save = checkpoint.save_checkpoint
+    def save_then_hang(state, path):
+        save(state, path)
+        if state["step"] == 30:
+            print("CHECKPOINT-30", flush=True)
+            time.sleep(600)
+    checkpoint.save_checkpoint = save_then_hang
+    from gankit.cli import main
+    sys.argv = ["gankit", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+def test_resume_after_sigkill_continues_bit_for_bit(tmp_path):
+    args = [
+        "train",
+        "dcgan",
+        "--data",
+        "mnist-bundled",
+        *TINY_ARGS,
+        "--set",
+        "train.steps=60",
+        "--set",
+        "train.checkpoint_every=30",
+    ]
+    straight = run_gankit(*args, "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-c", HANG_AFTER_CHECKPOINT, *args, "--out", str(killed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while process.stdout.readline().strip() != "CHECKPOINT-30":
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert load_checkpoint(killed / "checkpoints" / "latest.pt")["step"] == 30
+
+    resumed = run_gankit("train", "--resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr
+    expected, actual = _final_weights(tmp_path / "straight"), _final_weights(killed)
+    assert expected.keys() == actual.keys()
+    different = [k for k in expected if not torch.equal(expected[k], actual[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+    steps = [
+        json.loads(line)["step"] for line in (killed / "losses.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(5, 61, 5))
+
+
+def test_resume_refuses_a_changed_architecture(tmp_path):
+    Trainer(tiny_config("dcgan", "train.steps=2"), tmp_path).fit()
+    changed = tiny_config("dcgan", "train.steps=4", "model.g_width=16", "model.latent_dim=9")
+    with pytest.raises(
+        CheckpointError,
+        match=r"changed architecture: model.g_width: 8 -> 16; "
+        r"model.latent_dim: 8 -> 9",
+    ):
+        Trainer(changed, tmp_path, resume=True)
+    result = run_gankit("train", "--resume", str(tmp_path), "--set", "data.resolution=32")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"gankit: error: cannot resume {tmp_path} with a changed architecture: "
+        "data.resolution: 16 -> 32"
+    ]
+
+
+def test_resume_extends_a_finished_run(tmp_path):
+    Trainer(tiny_config("gan", "train.steps=2"), tmp_path).fit()
+    result = Trainer(load_run_config(tmp_path, ["train.steps=4"]), tmp_path, resume=True).fit()
+    assert result.step == 4
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path):
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gankit",
+            "train",
+            "dcgan",
+            "--data",
+            "mnist-bundled",
+            *TINY_ARGS,
+            "--set",
+            "train.steps=100000",
+            "--set",
+            "train.log_every=1",
+            "--out",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "losses.jsonl").is_file() or len((run / "losses.jsonl").read_text()) < 200:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "SIGTERM received" in err and "stopped early" in out
+    step = load_checkpoint(run / "checkpoints" / "latest.pt")["step"]
+    assert 2 <= step < 100000
