@@ -201,3 +201,22 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path):
     assert "SIGTERM received" in err and "stopped early" in out
     step = load_checkpoint(run / "checkpoints" / "latest.pt")["step"]
     assert 2 <= step < 100000
+
+
+def test_logged_statistics_are_means_over_the_steps_of_their_own_phase(tmp_path):
+    trainer = Trainer(tiny_config("gan", "train.steps=4", "train.log_every=2"), tmp_path)
+    real_loss = trainer.objective.loss
+    calls = {"discriminator": 0, "generator": 0}
+
+    def counting_loss(phase, batch):
+        loss, _ = real_loss(phase, batch)
+        calls[phase] += 1
+        return loss, {f"count_{phase}": torch.tensor(float(calls[phase]))}
+
+    trainer.objective.loss = counting_loss
+    trainer.fit()
+    records = [json.loads(line) for line in (tmp_path / "losses.jsonl").read_text().splitlines()]
+    assert [(r["count_discriminator"], r["count_generator"]) for r in records] == [
+        (1.5, 1.5),
+        (3.5, 3.5),
+    ]

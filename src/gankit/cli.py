@@ -6,6 +6,7 @@ Errors a user can cause print one line (``gankit: error: ...``) and exit with st
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,10 @@ def demo(out: str, overrides: tuple[str, ...]) -> None:
     from gankit.train import Trainer
 
     cfg = resolve_config("dcgan", "mnist-bundled", None, overrides, out=out)
-    result = Trainer(cfg, Path(out), resume=False).fit()
+    run_dir = Path(out)
+    if (run_dir / "config.yaml").is_file():  # an earlier demo run: start it afresh
+        shutil.rmtree(run_dir)
+    result = Trainer(cfg, run_dir, resume=False).fit()
     _report(result)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import sys
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -132,6 +133,11 @@ class Trainer:
         self._log_file: logging.Handler | None = None  # the run's log.txt while fit() runs
         if resume:
             self._resume()
+        elif self.run.latest.exists():
+            raise GankitError(
+                f"{self.run.root} already holds a run; continue it with --resume {self.run.root} "
+                "or choose another --out"
+            )
 
     # ------------------------------------------------------------------------------------------
     # One training step
@@ -195,6 +201,7 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
             delay=0.5,
+            mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s
         )
         clock = (time.perf_counter(), self.step)
         try:
