@@ -10,9 +10,10 @@ DEMO_DIR ?= runs/demo
 
 .PHONY: demo test test-slow lint clean
 
-$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock requirements-nodeps.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock -r requirements-dev.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

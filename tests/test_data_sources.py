@@ -25,7 +25,7 @@ from PIL import Image
 from gankit.config import DataConfig
 from gankit.data import DATASETS, ImageSet, load_images
 from gankit.data import download as download_module
-from gankit.data import sources as sources_module
+from gankit.data import folder as folder_module
 from gankit.data.cifar import unpickle_batch
 from gankit.data.download import RemoteFile, fetch
 from gankit.data.idx import read_idx
@@ -341,7 +341,7 @@ def test_empty_or_missing_folder_is_a_data_error(tmp_path):
 
 
 def test_folder_pixel_limit_skips_decompression_bombs(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(sources_module, "MAX_PIXELS", 100)
+    monkeypatch.setattr(folder_module, "MAX_PIXELS", 100)
     save_image(tmp_path / "big.png", size=(20, 20))
     save_image(tmp_path / "small.png", size=(5, 5))
     with caplog.at_level(logging.WARNING, logger="gankit.data"):

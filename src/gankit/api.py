@@ -34,20 +34,9 @@ class LoadedGenerator:
     def family(self) -> str:
         return self.objective.cfg.family
 
-    @torch.no_grad()
     def sample(self, n: int, seed: int | None = None, batch_size: int = 256) -> torch.Tensor:
         """n images (n, C, H, W) float in [-1, 1] on the CPU; the same seed, the same images."""
-        rng = None
-        if seed is not None:
-            rng = torch.Generator(self.objective.device).manual_seed(seed)
-        inputs = self.objective.sample_inputs(n, rng)
-        chunks = [
-            self.objective.generate(
-                {k: v[i : i + batch_size] for k, v in inputs.items()}, self.network
-            )
-            for i in range(0, n, batch_size)
-        ]
-        return torch.cat(chunks).float().cpu()
+        return self.objective.sample(n, self.network, seed, batch_size).float().cpu()
 
 
 def _build(config: dict[str, Any], num_classes: int, device: str | torch.device) -> Objective:

@@ -85,6 +85,35 @@ class TrainConfig(Section):
         return self
 
 
+class EvalConfig(Section):
+    metrics: list[str] = []  # periodic metrics, e.g. [digit-fd] or [fid, kid]; [] = none
+    every: int = Field(0, ge=0)  # steps between evaluations (0 = only at the end of training)
+    n: int = Field(2000, ge=2)  # images generated; the reference is the first n training images
+    track: str | None = None  # the metric checkpoints/best.pt is kept for; None = the first one
+    batch_size: int = Field(200, ge=1)  # images per feature-network batch
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> EvalConfig:
+        if not self.metrics and self.track is None:
+            return self
+        from gankit.metrics import METRICS
+
+        for name in self.metrics:
+            if name not in METRICS:
+                valid = ", ".join(METRICS.names())
+                raise ValueError(f"eval.metrics: unknown metric {name!r}; valid: {valid}")
+        if self.track is not None and self.track not in self.tracked_names():
+            reported = ", ".join(self.tracked_names())
+            raise ValueError(f"eval.track={self.track!r} is none of the reported {reported}")
+        return self
+
+    def tracked_names(self) -> list[str]:
+        """The numbers the chosen metrics report (pr reports precision and recall)."""
+        from gankit.metrics import METRICS
+
+        return [name for metric in self.metrics for name in METRICS.get(metric).reports]
+
+
 class OutputConfig(Section):
     dir: str | None = None  # run folder; None = runs/<family>-<dataset>-<timestamp>
     tensorboard: bool = True
@@ -95,6 +124,7 @@ class RunConfig(Section):
     data: DataConfig = DataConfig()
     model: SerializeAsAny[ModelConfig] = ModelConfig()
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
     output: OutputConfig = OutputConfig()
 
     @model_validator(mode="before")

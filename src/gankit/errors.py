@@ -18,5 +18,9 @@ class DataError(GankitError):
     """A data source that cannot be read or holds no usable image."""
 
 
+class MetricError(GankitError):
+    """A metric that cannot be computed: bad inputs, or its feature network is missing."""
+
+
 class CheckpointError(GankitError):
     """A checkpoint or export that cannot be trusted or does not match the run."""

@@ -114,6 +114,13 @@ def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:
     return (luma >> 16).astype(np.uint8)
 
 
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) uint8 -> (N, 1, H, W) uint8 on the same device, bit-exact with PIL's "L"."""
+    weights = torch.tensor((19595, 38470, 7471), dtype=torch.int32, device=images.device)
+    weighted = images.to(torch.int32) * weights.view(1, 3, 1, 1)
+    return ((weighted.sum(dim=1, keepdim=True) + 0x8000) >> 16).to(torch.uint8)
+
+
 def _change_channels(images: np.ndarray, channels: int) -> np.ndarray:
     """(N, S, S) or (N, S, S, 3) uint8 -> (N, channels, S, S) uint8."""
     if images.ndim == 3:

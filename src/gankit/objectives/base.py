@@ -79,6 +79,29 @@ class Objective(nn.Module):
         """Images (n, C, H, W) in [-1, 1] from ``inputs``; ``network`` replaces G (e.g. EMA)."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        network: nn.Module | None = None,  # replaces the generator, e.g. its EMA copy
+        seed: int | None = None,  # None: the global RNG; else the same seed, the same images
+        batch_size: int = 256,  # images generated at once
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) float in [-1, 1] on the model's device, in evaluation mode."""
+        rng = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
+        inputs = self.sample_inputs(n, rng)
+        network = network or self.networks[self.sample_network]
+        was_training = network.training
+        network.eval()
+        try:
+            chunks = [
+                self.generate({k: v[i : i + batch_size] for k, v in inputs.items()}, network)
+                for i in range(0, n, batch_size)
+            ]
+        finally:
+            network.train(was_training)
+        return torch.cat(chunks)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

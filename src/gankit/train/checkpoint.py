@@ -7,10 +7,8 @@ truncated write) is refused with one line.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,34 +18,12 @@ import numpy as np
 import torch
 
 from gankit.errors import CheckpointError
+from gankit.fileio import atomic_write
 from gankit.version import __version__
 
 FORMAT = 1  # bump when the checkpoint layout changes incompatibly
 # Config keys that define the networks: a resumed run must match these exactly.
 ARCHITECTURE_KEYS = ("family", "model", "data.resolution", "data.channels")
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
-
-    Readers see either the old file or the complete new one, never a partial write.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

@@ -23,6 +23,10 @@ class RunDir:
         return self.checkpoints / "latest.pt"
 
     @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
     def samples(self) -> Path:
         return self.root / "samples"
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,11 @@ from gankit.config import RunConfig, build_config, load_yaml
 from gankit.data import ImageSet, load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.errors import CheckpointError, GankitError
+from gankit.metrics import MetricResult
 from gankit.objectives import OBJECTIVES, Objective, Phase
 from gankit.train import checkpoint as ckpt
 from gankit.train.ema import EMA
+from gankit.train.evaluation import PeriodicEvaluation
 from gankit.train.export import export_generator
 from gankit.train.history import append_record, plot_losses, read_records, truncate_after
 from gankit.train.images import save_grid
@@ -48,6 +50,7 @@ class TrainResult:
     interrupted: bool  # stopped early by SIGINT/SIGTERM (a checkpoint was saved)
     last_grid: Path | None
     export_dir: Path | None
+    metrics: list[MetricResult] = field(default_factory=list)  # the last evaluation's numbers
 
 
 def select_device(name: str) -> torch.device:
@@ -126,6 +129,11 @@ class Trainer:
         )
         grid_rng = torch.Generator(self.device).manual_seed(cfg.train.seed)
         self.fixed_inputs = self.objective.sample_inputs(cfg.train.grid_size**2, grid_rng)
+        self.evaluation = (
+            PeriodicEvaluation(cfg, self.images, self.device) if cfg.eval.metrics else None
+        )
+        self._last_eval_step = -1
+        self.last_metrics: list[MetricResult] = []
         self.step = 0
         self._stats: dict[str, torch.Tensor] = {}
         self._stats_count: dict[str, int] = {}
@@ -214,6 +222,8 @@ class Trainer:
                         clock = self._log_stats(progress, clock)
                     if train.sample_every and self.step % train.sample_every == 0:
                         self.save_sample_grid()
+                    if self._evaluation_due():
+                        self.run_evaluation()
                     if train.checkpoint_every and self.step % train.checkpoint_every == 0:
                         self.save_checkpoint()
                     if stop.requested:
@@ -239,13 +249,17 @@ class Trainer:
     def _finish(self, interrupted: bool) -> TrainResult:
         if self._stats:
             self._log_stats(None, (time.perf_counter(), self.step))
+        if self.evaluation is not None and not interrupted and self._last_eval_step != self.step:
+            self.run_evaluation()
         self.save_checkpoint()
         grid = self.save_sample_grid()
         plot_losses(read_records(self.run.losses), self.run.loss_plot, title=str(self.run.root))
         export_dir = None
         if not interrupted:
             export_dir = export_generator(self.objective, self._sampling_network(), self.run.export)
-        return TrainResult(self.run.root, self.step, interrupted, grid, export_dir)
+        return TrainResult(
+            self.run.root, self.step, interrupted, grid, export_dir, self.last_metrics
+        )
 
     def _log_stats(self, progress: tqdm | None, clock: tuple[float, int]) -> tuple[float, int]:
         """Read back the accumulated statistics (one host sync), check them, log them."""
@@ -274,6 +288,25 @@ class Trainer:
                 f"is {self.run.latest} (try a lower learning rate)"
             )
         return now, self.step
+
+    # ------------------------------------------------------------------------------------------
+    # Metrics
+
+    def _evaluation_due(self) -> bool:
+        every = self.cfg.eval.every
+        return self.evaluation is not None and every > 0 and self.step % every == 0
+
+    def run_evaluation(self) -> None:
+        """Evaluate the sampling network; log to metrics.jsonl and TensorBoard; keep best.pt."""
+        assert self.evaluation is not None
+        results = self.evaluation.run(self.objective, self._sampling_network(), self.step)
+        for result in results:
+            append_record(self.run.metrics, result.record(step=self.step))
+            if self._writer is not None:
+                self._writer.add_scalar(f"eval/{result.metric}", result.value, self.step)
+        self._last_eval_step, self.last_metrics = self.step, results
+        if self.evaluation.improved(results, self.step):
+            ckpt.save_checkpoint(self.state_dict(), self.run.best)
 
     # ------------------------------------------------------------------------------------------
     # Files
@@ -337,6 +370,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "loader": self.loader.state_dict(),
             "fixed_inputs": self.fixed_inputs,
+            "best": self.evaluation.best if self.evaluation else None,
             "rng": ckpt.capture_rng(),
         }
 
@@ -371,8 +405,11 @@ class Trainer:
         self.loader.load_state_dict(state["loader"])
         self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed_inputs"].items()}
         self.step = int(state["step"])
+        if self.evaluation is not None:
+            self.evaluation.best = state.get("best")
         ckpt.restore_rng(state["rng"])
         truncate_after(self.run.losses, self.step)
+        truncate_after(self.run.metrics, self.step)
         log.info("resumed %s at step %d", self.run.root, self.step)
 
 

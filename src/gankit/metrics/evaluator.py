@@ -1,0 +1,189 @@
+"""Metrics by name, and one function that evaluates images against a reference.
+
+Every number comes with its protocol: the metric, how many images were generated, the reference
+(dataset, split, n, resolution, seed), the feature network and its weight hash, the resize method,
+the gankit version and the seed. FID and KID are biased by n: compare numbers with equal n only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gankit.metrics import math as metric_math
+from gankit.metrics.base import FeatureExtractor
+from gankit.metrics.reference import Reference, reference_features
+from gankit.registry import Registry
+from gankit.version import __version__
+
+log = logging.getLogger("gankit.metrics")
+
+# One metric can report several numbers (pr -> precision and recall): (name, value, std or None).
+Values = list[tuple[str, float, float | None]]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    network: str  # which feature network: "inception", "inception-logits" or "digits"
+    compute: Callable[[np.ndarray, np.ndarray | None], Values]  # (generated, reference) -> values
+    description: str
+    reports: tuple[str, ...] = ()  # the numbers it reports; () = just its name
+    lower_is_better: bool = True
+    needs_reference: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.reports:
+            object.__setattr__(self, "reports", (self.name,))
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _add(metric: Metric) -> None:
+    METRICS.register(metric.name)(metric)
+
+
+def _fid(generated: np.ndarray, reference: np.ndarray | None) -> Values:
+    assert reference is not None
+    mu_g, sigma_g = metric_math.gaussian_stats(generated)
+    mu_r, sigma_r = metric_math.gaussian_stats(reference)
+    return [("fid", metric_math.frechet_distance(mu_g, sigma_g, mu_r, sigma_r), None)]
+
+
+def _kid(generated: np.ndarray, reference: np.ndarray | None) -> Values:
+    assert reference is not None
+    mean, std = metric_math.kernel_inception_distance(generated, reference)
+    return [("kid", mean, std)]
+
+
+def _precision_recall(generated: np.ndarray, reference: np.ndarray | None) -> Values:
+    assert reference is not None
+    precision, recall = metric_math.precision_recall(reference, generated, k=3)
+    return [("precision", precision, None), ("recall", recall, None)]
+
+
+def _inception_score(logits: np.ndarray, _: np.ndarray | None) -> Values:
+    mean, std = metric_math.inception_score(logits, splits=10)
+    return [("is", mean, std)]
+
+
+def _digit_fd(generated: np.ndarray, reference: np.ndarray | None) -> Values:
+    [(_, value, _)] = _fid(generated, reference)
+    return [("digit-fd", value, None)]
+
+
+_add(Metric("fid", "inception", _fid, "Fréchet Inception Distance (Heusel et al. 2017)"))
+_add(Metric("kid", "inception", _kid, "Kernel Inception Distance (Bińkowski et al. 2018)"))
+_add(Metric("pr", "inception", _precision_recall,
+            "improved precision and recall, k=3 (Kynkäänniemi et al. 2019)",
+            reports=("precision", "recall"), lower_is_better=False))  # fmt: skip
+_add(Metric("is", "inception-logits", _inception_score,
+            "Inception Score, 10 splits (Salimans et al. 2016)", lower_is_better=False,
+            needs_reference=False))  # fmt: skip
+_add(Metric("digit-fd", "digits", _digit_fd,
+            "Fréchet distance in gankit's MNIST classifier features (not FID)"))  # fmt: skip
+
+
+@functools.cache
+def feature_network(network: str, device: str = "cpu") -> FeatureExtractor:
+    """The feature network a metric needs, loaded once per process."""
+    if network == "inception":
+        from gankit.metrics.inception import TFInception
+
+        return TFInception(device=device)
+    if network == "inception-logits":
+        from gankit.metrics.inception_is import InceptionLogitsExtractor
+
+        return InceptionLogitsExtractor(device=device)
+    if network == "digits":
+        from gankit.metrics.digits import DigitFeatures
+
+        return DigitFeatures(device=device)
+    raise KeyError(network)
+
+
+def extract(
+    network: FeatureExtractor, images: torch.Tensor, batch_size: int, progress: bool, what: str
+) -> np.ndarray:
+    """images: (N, C, H, W) uint8 -> (N, D) float32 features, in batches with a progress bar."""
+    compute = getattr(network, "logits", None) if what == "logits" else network.features
+    assert compute is not None
+    chunks = []
+    bar = tqdm(total=len(images), disable=not progress, unit="img", desc=f"{network.name}",
+               leave=False, delay=1.0)  # fmt: skip
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        chunks.append(compute(batch).float().cpu().numpy())
+        bar.update(len(batch))
+    bar.close()
+    return np.concatenate(chunks).astype(np.float32)
+
+
+@dataclass
+class MetricResult:
+    metric: str
+    value: float
+    std: float | None
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, **extra: Any) -> dict[str, Any]:
+        """One line of metrics.jsonl: the number with its whole protocol."""
+        number = {"metric": self.metric, "value": self.value, "std": self.std}
+        return {**extra, **number, **self.protocol}
+
+
+def evaluate(
+    images: torch.Tensor,  # (N, C, H, W) uint8: the generated (or any) images to judge
+    reference: Reference,
+    metrics: Iterable[str],
+    device: str = "cpu",
+    batch_size: int = 100,
+    progress: bool = True,
+    seed: int | None = None,  # the seed the images were generated with, recorded as is
+    reference_images: torch.Tensor | None = None,  # the reference images if already in memory
+) -> list[MetricResult]:
+    """Every metric in ``metrics`` of ``images`` against ``reference``, with its protocol."""
+    chosen = [METRICS.get(name) for name in metrics]
+    results: list[MetricResult] = []
+    for network_name in dict.fromkeys(m.network for m in chosen):
+        network = feature_network(network_name, device)
+        what = "logits" if network_name == "inception-logits" else "features"
+        generated = extract(network, images, batch_size, progress, what)
+        users = [m for m in chosen if m.network == network_name]
+        real = None
+        if any(m.needs_reference for m in users):
+            real = reference_features(
+                reference, network,
+                lambda imgs, n=network, w=what: extract(n, imgs, batch_size, progress, w),
+                kind=what, images=reference_images,
+            )  # fmt: skip
+        protocol = {
+            "n_generated": len(images), "extractor": network.name,
+            "extractor_hash": network.hash[:16], "resize": network.resize,
+            "gankit_version": __version__, "seed": seed,
+        }  # fmt: skip
+        for metric in users:
+            ref_protocol = {"reference": reference.describe()} if metric.needs_reference else {}
+            for name, value, std in metric.compute(generated, real):
+                results.append(MetricResult(name, float(value), std, {**protocol, **ref_protocol}))
+    return results
+
+
+def format_result(result: MetricResult) -> str:
+    """``fid = 12.345 (n=2000 vs mnist:test n=2000, tf-inception..., pil-bicubic-float)``."""
+    spread = f" ± {result.std:.4g}" if result.std is not None else ""
+    ref = result.protocol.get("reference")
+    against = f" vs {ref['dataset']}:{ref['split']} n={ref['n']}" if ref else ""
+    protocol = result.protocol
+    return (
+        f"{result.metric} = {result.value:.4g}{spread} (n={protocol['n_generated']}{against}, "
+        f"{protocol['extractor']}, {protocol['resize']})"
+    )
