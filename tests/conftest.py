@@ -60,6 +60,7 @@ def run_gankit(
     )
 
 
-@pytest.fixture
-def tiny() -> type:
-    return tiny_config
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Reference features go to a temporary cache, never ~/.cache (subprocesses inherit it)."""
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "gankit-cache"))

@@ -33,7 +33,7 @@ class CountingFeatures:
 @pytest.fixture
 def counting(monkeypatch, tmp_path):
     network = CountingFeatures()
-    monkeypatch.setattr(evaluate_module, "feature_network", lambda name, device="cpu": network)
+    monkeypatch.setattr(evaluate_module, "feature_network", lambda *args, **kwargs: network)
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
     return network
 
@@ -127,3 +127,59 @@ def test_fid_of_mnist_train_vs_test_is_small_and_noise_is_large(tmp_path):
     print(values)
     assert values["train2k"]["fid"] < 15 and values["noise2k"]["fid"] > 200
     assert values["train2k"]["kid"] < 0.01 < values["noise2k"]["kid"]
+
+
+def test_eval_command_on_a_run_prints_json_records_and_reuses_the_reference(tmp_path, monkeypatch):
+    from gankit.train import Trainer
+    from tests.conftest import tiny_config
+
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    Trainer(tiny_config("dcgan", "train.steps=2", "data.resolution=28"), run).fit()
+    args = ("eval", str(run), "--metrics", "digit-fd", "--n", "64", "--json")
+    first, second = run_gankit(*args), run_gankit(*args)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    records = [json.loads(line) for line in first.stdout.splitlines()]
+    assert [(r["metric"], r["step"], r["n_generated"]) for r in records] == [("digit-fd", 2, 64)]
+    assert records[0]["reference"]["dataset"] == "mnist-bundled"
+    assert json.loads(second.stdout)["value"] == records[0]["value"]
+    assert "read from cache" not in first.stderr and "read from cache" in second.stderr
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert len(logged) == 2 and logged[0]["value"] == records[0]["value"]
+
+
+def test_eval_of_images_against_a_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for index in range(12):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(
+            folder / f"{index}.png"
+        )
+    np.save(tmp_path / "fake.npy", rng.integers(0, 256, (12, 28, 28), dtype=np.uint8))
+    result = run_gankit("eval", "--images", str(tmp_path / "fake.npy"), "--ref", str(folder),
+                        "--metrics", "digit-fd", "--n", "12")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("digit-fd = ") and "vs folder:train n=12" in result.stdout
+
+
+def test_inception_score_without_its_weights_is_reported_unavailable(
+    counting, monkeypatch, tmp_path
+):
+    from gankit.metrics.inception_is import ISUnavailable
+
+    def no_is_weights(name, *args, **kwargs):
+        if name == "inception-logits":
+            raise ISUnavailable(
+                "IS weights not found: download pt_inception-2015-12-05-6726825d.pth"
+            )
+        return counting
+
+    monkeypatch.setattr(evaluate_module, "feature_network", no_is_weights)
+    images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
+    results = evaluate(images, Reference("mnist-bundled", "test", 20, 28, 1), ["is", "digit-fd"],
+                       progress=False)  # fmt: skip
+    assert [(r.metric, r.value is None) for r in results] == [("is", True), ("digit-fd", False)]
+    assert "download pt_inception" in evaluate_module.format_result(results[0])

@@ -220,3 +220,26 @@ def test_logged_statistics_are_means_over_the_steps_of_their_own_phase(tmp_path)
         (1.5, 1.5),
         (3.5, 3.5),
     ]
+
+
+def test_periodic_evaluation_logs_metrics_keeps_the_best_and_leaves_training_alone(tmp_path):
+    plain = Trainer(tiny_config("dcgan", "train.steps=6"), tmp_path / "plain")
+    plain.fit()
+    evaluated = Trainer(
+        tiny_config("dcgan", "train.steps=6", "eval.metrics=[digit-fd]", "eval.every=2",
+                    "eval.n=24"),
+        tmp_path / "evaluated",
+    )  # fmt: skip
+    result = evaluated.fit()
+    for name, network in plain.objective.networks.items():
+        other = evaluated.objective.networks[name].state_dict()
+        assert all(torch.equal(v, other[k]) for k, v in network.state_dict().items()), name
+    records = [json.loads(line) for line in (tmp_path / "evaluated" / "metrics.jsonl").open()]
+    assert [(r["step"], r["metric"], r["n_generated"]) for r in records] == [
+        (2, "digit-fd", 24), (4, "digit-fd", 24), (6, "digit-fd", 24),
+    ]  # fmt: skip
+    assert records[0]["reference"]["n"] == 24 and records[0]["extractor"].startswith("mnist-")
+    assert [m.metric for m in result.metrics] == ["digit-fd"]
+    best = load_checkpoint(tmp_path / "evaluated" / "checkpoints" / "best.pt")
+    assert best["best"]["value"] == min(r["value"] for r in records)
+    assert best["step"] == best["best"]["step"]

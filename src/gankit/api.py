@@ -34,9 +34,14 @@ class LoadedGenerator:
     def family(self) -> str:
         return self.objective.cfg.family
 
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 256) -> torch.Tensor:
-        """n images (n, C, H, W) float in [-1, 1] on the CPU; the same seed, the same images."""
-        return self.objective.sample(n, self.network, seed, batch_size).float().cpu()
+    def sample(
+        self, n: int, seed: int | None = None, batch_size: int = 256, **conditions: Any
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) float in [-1, 1] on the CPU; the same seed, the same images.
+
+        ``conditions``: e.g. ``labels`` ((n,) int64) for conditional families, ``truncation``.
+        """
+        return self.objective.sample(n, self.network, seed, batch_size, **conditions).float().cpu()
 
 
 def _build(config: dict[str, Any], num_classes: int, device: str | torch.device) -> Objective:

@@ -180,30 +180,51 @@ def sample(
 @cli.command("eval")
 @click.argument("source", required=False, metavar="[RUN]")
 @click.option("--images", metavar="PATH", help="Evaluate these images (.npy, .npz, folder, .zip).")
-@click.option("--ref", metavar="DATASET:SPLIT|PATH",
-              help="Reference: e.g. mnist:test, or a folder/.zip. Default for a RUN: its data.")
+@click.option(
+    "--ref",
+    metavar="DATASET:SPLIT|PATH",
+    help="Reference: e.g. mnist:test, or a folder/.zip. Default for a RUN: its data.",
+)
 @click.option("--data-root", metavar="DIR", help="Where the reference dataset's files are.")
-@click.option("--metrics", "metric_names", default="fid", show_default=True,
-              help="Comma-separated: " + "fid, kid, pr, is, digit-fd.")
-@click.option("--n", "count", type=click.IntRange(2), default=10000, show_default=True,
-              help="Images to generate (or the first n of --images).")
+@click.option(
+    "--metrics",
+    "metric_names",
+    default="fid",
+    show_default=True,
+    help="Comma-separated: " + "fid, kid, pr, is, digit-fd.",
+)
+@click.option(
+    "--n",
+    "count",
+    type=click.IntRange(2),
+    default=10000,
+    show_default=True,
+    help="Images to generate (or the first n of --images).",
+)
 @click.option("--ref-n", type=click.IntRange(2), default=None, help="Reference size [default: n].")
 @click.option("--ref-seed", type=int, default=None, help="Draw the reference at random (seeded).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generation seed.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=50, show_default=True)
+@click.option(
+    "--resize",
+    type=click.Choice(["pil-bicubic-float", "torch-bilinear"]),
+    default="pil-bicubic-float",
+    show_default=True,
+    help="How images reach Inception's 299 x 299 (recorded with every number).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per number on stdout.")
 def eval_command(
     source: str | None, images: str | None, ref: str | None, data_root: str | None,
     metric_names: str, count: int, ref_n: int | None, ref_seed: int | None, seed: int,
-    device: str, batch_size: int, as_json: bool,
+    device: str, batch_size: int, resize: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Evaluate a run / export / checkpoint (RUN) or --images against a reference."""
     from gankit.commands import run_eval
 
     records = run_eval(
         source, images, ref, data_root, [m.strip() for m in metric_names.split(",") if m.strip()],
-        count, ref_n, ref_seed, seed, device, batch_size, progress=not as_json,
+        count, ref_n, ref_seed, seed, device, batch_size, resize, progress=not as_json,
     )  # fmt: skip
     for record, line in records:
         click.echo(json.dumps(record) if as_json else line)

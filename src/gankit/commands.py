@@ -30,6 +30,7 @@ def run_eval(
     seed: int,
     device: str,
     batch_size: int,
+    resize: str,
     progress: bool = True,
 ) -> list[tuple[dict[str, Any], str]]:
     """Evaluate and return (record, printable line) per number; a run folder also gets the
@@ -53,7 +54,8 @@ def run_eval(
         raise GankitError(f"images must be square to evaluate, got {tuple(images.shape[-2:])}")
     reference = _reference(ref, data_root, run_data, images, ref_n or len(images), ref_seed)
     results = evaluate(images, reference, metric_names, device=device, batch_size=batch_size,
-                       progress=progress, seed=seed if images_path is None else None)  # fmt: skip
+                       progress=progress, seed=seed if images_path is None else None,
+                       resize=resize)  # fmt: skip
     records = [(r.record(**({"step": step} if step is not None else {})), format_result(r))
                for r in results]  # fmt: skip
     if step is not None:

@@ -39,6 +39,7 @@ INPUT_SIZE = 28  # MNIST side; the network's only input size
 NUM_CLASSES = 10
 FEATURE_DIMS = 128  # penultimate feature length D
 
+
 class DigitNet(nn.Module):
     """A small CNN for 28 x 28 grayscale digits (98.6k parameters, 0.39 MB in fp32).
 

@@ -19,11 +19,14 @@ from tqdm import tqdm
 
 from gankit.metrics import math as metric_math
 from gankit.metrics.base import FeatureExtractor
+from gankit.metrics.inception_is import ISUnavailable
 from gankit.metrics.reference import Reference, reference_features
 from gankit.registry import Registry
 from gankit.version import __version__
 
 log = logging.getLogger("gankit.metrics")
+
+DEFAULT_RESIZE = "pil-bicubic-float"  # clean-fid's protocol; see gankit.metrics.inception
 
 # One metric can report several numbers (pr -> precision and recall): (name, value, std or None).
 Values = list[tuple[str, float, float | None]]
@@ -93,16 +96,19 @@ _add(Metric("digit-fd", "digits", _digit_fd,
 
 
 @functools.cache
-def feature_network(network: str, device: str = "cpu") -> FeatureExtractor:
-    """The feature network a metric needs, loaded once per process."""
+def feature_network(
+    network: str, device: str = "cpu", resize: str = DEFAULT_RESIZE
+) -> FeatureExtractor:
+    """The feature network a metric needs, loaded once per process. ``resize`` applies to the
+    Inception networks; the digit classifier has its one fixed input path."""
     if network == "inception":
         from gankit.metrics.inception import TFInception
 
-        return TFInception(device=device)
+        return TFInception(device=device, resize=resize)
     if network == "inception-logits":
         from gankit.metrics.inception_is import InceptionLogitsExtractor
 
-        return InceptionLogitsExtractor(device=device)
+        return InceptionLogitsExtractor(device=device, resize=resize)
     if network == "digits":
         from gankit.metrics.digits import DigitFeatures
 
@@ -130,7 +136,7 @@ def extract(
 @dataclass
 class MetricResult:
     metric: str
-    value: float
+    value: float | None  # None: the metric is unavailable (protocol["unavailable"] says why)
     std: float | None
     protocol: dict[str, Any] = field(default_factory=dict)
 
@@ -149,15 +155,22 @@ def evaluate(
     progress: bool = True,
     seed: int | None = None,  # the seed the images were generated with, recorded as is
     reference_images: torch.Tensor | None = None,  # the reference images if already in memory
+    resize: str = DEFAULT_RESIZE,  # how images reach Inception's 299 x 299 (recorded)
 ) -> list[MetricResult]:
     """Every metric in ``metrics`` of ``images`` against ``reference``, with its protocol."""
     chosen = [METRICS.get(name) for name in metrics]
     results: list[MetricResult] = []
     for network_name in dict.fromkeys(m.network for m in chosen):
-        network = feature_network(network_name, device)
+        users = [m for m in chosen if m.network == network_name]
+        try:
+            network = feature_network(network_name, device, resize)
+        except ISUnavailable as exc:  # the IS weights are an optional download: report, go on
+            log.warning("%s", exc)
+            results += [MetricResult(name, None, None, {"unavailable": str(exc)})
+                        for metric in users for name in metric.reports]  # fmt: skip
+            continue
         what = "logits" if network_name == "inception-logits" else "features"
         generated = extract(network, images, batch_size, progress, what)
-        users = [m for m in chosen if m.network == network_name]
         real = None
         if any(m.needs_reference for m in users):
             real = reference_features(
@@ -179,6 +192,8 @@ def evaluate(
 
 def format_result(result: MetricResult) -> str:
     """``fid = 12.345 (n=2000 vs mnist:test n=2000, tf-inception..., pil-bicubic-float)``."""
+    if result.value is None:
+        return f"{result.metric}: unavailable: {result.protocol.get('unavailable', '')}"
     spread = f" ± {result.std:.4g}" if result.std is not None else ""
     ref = result.protocol.get("reference")
     against = f" vs {ref['dataset']}:{ref['split']} n={ref['n']}" if ref else ""

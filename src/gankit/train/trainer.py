@@ -174,11 +174,13 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(optimizer)
             self.scaler.update()
+            self.objective.after_step(phase.name)
             self._accumulate(stats)
 
     def train_step(self) -> None:
         """Every phase due at this step, then the EMA update."""
         self.objective.train()
+        self.objective.set_step(self.step)
         for phase in self.phases:
             if self.step % phase.every == 0:
                 self._run_phase(phase)
@@ -370,6 +372,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "loader": self.loader.state_dict(),
             "fixed_inputs": self.fixed_inputs,
+            "objective": self.objective.extra_state(),
             "best": self.evaluation.best if self.evaluation else None,
             "rng": ckpt.capture_rng(),
         }
@@ -402,6 +405,7 @@ class Trainer:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         self.scaler.load_state_dict(state["scaler"])
+        self.objective.load_extra_state(state["objective"])
         self.loader.load_state_dict(state["loader"])
         self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed_inputs"].items()}
         self.step = int(state["step"])
