@@ -10,36 +10,24 @@ from pathlib import Path
 import pytest
 
 from gankit.config import RunConfig, build_config
+from tests.tiny_models import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
 def tiny_config(family: str = "dcgan", *overrides: str, **sections: dict) -> RunConfig:
-    """A config of tiny networks on 256 bundled digits at 16x16 (DCGAN) / 8x8 (GAN)."""
+    """A config of tiny networks on 256 bundled digits at 16x16 (see tests/tiny_models.py)."""
+    tiny = TINY.get(family, {})
     data = {"source": "mnist-bundled", "resolution": 16, "channels": 1, "max_images": 256}
-    model = {"latent_dim": 8}
-    model |= (
-        {"g_width": 8, "d_width": 8} if family == "dcgan" else {"g_hidden": [32], "d_hidden": [32]}
-    )
+    data |= tiny.get("data", {})
+    model = {"latent_dim": 8, **tiny.get("model", {})}
     train = {
-        "steps": 4,
-        "batch_size": 8,
-        "seed": 0,
-        "device": "cpu",
-        "progress": False,
-        "sample_every": 0,
-        "checkpoint_every": 0,
-        "log_every": 2,
-        "grid_size": 2,
-    }
-    base = {
-        "family": family,
-        "data": data,
-        "model": model,
-        "train": train,
-        "output": {"tensorboard": False},
-    }
+        "steps": 4, "batch_size": 8, "seed": 0, "device": "cpu", "progress": False,
+        "sample_every": 0, "checkpoint_every": 0, "log_every": 2, "grid_size": 2,
+    }  # fmt: skip
+    base = {"family": family, "data": data, "model": model, "train": train,
+            "output": {"tensorboard": False}}  # fmt: skip
     for key, value in sections.items():
         base[key] = {**base.get(key, {}), **value}
     return build_config(base, overrides)
