@@ -100,3 +100,36 @@ def test_a_checkpoint_from_a_newer_gankit_is_refused(trained_run, tmp_path):
     torch.save(state, newer)
     with pytest.raises(CheckpointError, match="upgrade gankit"):
         gankit.load(newer)
+
+
+def test_interpolate_writes_strips_and_a_gif(trained_run, tmp_path):
+    from PIL import Image
+
+    strip_path, gif_path = str(tmp_path / "strip.png"), str(tmp_path / "walk.gif")
+    result = run_gankit("interpolate", str(trained_run), "--steps", "5", "--paths", "2",
+                        "--out", strip_path, "--gif", gif_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "strip.png") as strip:
+        assert strip.size == (5 * 18 + 2, 2 * 18 + 2)
+    with Image.open(tmp_path / "walk.gif") as gif:
+        assert gif.n_frames == 5 + 3  # forwards, then back without repeating the ends
+
+
+def test_interpolation_ends_at_the_two_seeds(trained_run):
+    generator = gankit.load(trained_run)
+    path = generator.interpolate(3, 4, steps=6)
+    assert torch.allclose(path[0], generator.sample(1, seed=3)[0], atol=1e-5)
+    assert torch.allclose(path[-1], generator.sample(1, seed=4)[0], atol=1e-5)
+    assert not torch.allclose(path[2], path[3])
+
+
+def test_class_options_need_a_conditional_family(trained_run, tmp_path):
+    result = run_gankit(
+        "sample", str(trained_run), "--class", "3", "--out", str(tmp_path / "x.png")
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "gankit: error: dcgan does not support labels when sampling"
+    result = run_gankit(
+        "sample", str(trained_run), "--truncation", "0.5", "--out", str(tmp_path / "x.png")
+    )
+    assert result.returncode == 2 and "does not support truncation" in result.stderr

@@ -165,16 +165,110 @@ def _report(result: Any) -> None:
 @click.option("--out", default="samples.png", show_default=True, help="PNG grid to write.")
 @click.option("--seed", type=int, default=None, help="Same seed, same images.")
 @click.option("--columns", type=click.IntRange(1, 256), default=None, help="Grid columns.")
+@click.option(
+    "--class",
+    "label",
+    type=click.IntRange(0),
+    default=None,
+    help="Conditional families: every image of this class.",
+)
+@click.option(
+    "--per-class",
+    is_flag=True,
+    help="Conditional families: one row per class (--columns images each).",
+)
+@click.option(
+    "--truncation",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Truncation trick (families that support it, e.g. biggan).",
+)
 @click.option("--device", default="cpu", show_default=True)
 def sample(
-    run: str, count: int, out: str, seed: int | None, columns: int | None, device: str
-) -> None:
+    run: str, count: int, out: str, seed: int | None, columns: int | None, label: int | None,
+    per_class: bool, truncation: float | None, device: str,
+) -> None:  # fmt: skip
     """Write a grid of COUNT images from RUN (a run folder, export folder or checkpoint)."""
     import gankit
     from gankit.train.images import save_grid
 
-    images = gankit.load(run, device=device).sample(count, seed=seed)
+    generator = gankit.load(run, device=device)
+    labels = _sample_labels(generator.objective.num_classes, count, label, per_class, columns)
+    if per_class:
+        columns = columns or 8
+        count = len(labels)
+    images = generator.sample(count, seed=seed, labels=labels, truncation=truncation)
     click.echo(f"gankit: wrote {save_grid(images, out, columns)}")
+
+
+def _sample_labels(
+    num_classes: int, count: int, label: int | None, per_class: bool, columns: int | None
+) -> Any:
+    """The labels argument of a sampling call: None, (count,) of one class, or rows per class."""
+    import torch
+
+    if label is None and not per_class:
+        return None
+    if num_classes == 0:
+        raise GankitError("--class and --per-class need a conditional family (e.g. cgan)")
+    if label is not None and label >= num_classes:
+        raise GankitError(
+            f"--class {label} is out of range: the run has classes 0..{num_classes - 1}"
+        )
+    if per_class:
+        return torch.arange(num_classes).repeat_interleave(columns or 8)
+    return torch.full((count,), label, dtype=torch.int64)
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option(
+    "--steps",
+    type=click.IntRange(2, 256),
+    default=8,
+    show_default=True,
+    help="Images along each path.",
+)
+@click.option(
+    "--paths",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Rows: paths between seeds seed, seed+1, ..., seed+paths.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--class",
+    "label",
+    type=click.IntRange(0),
+    default=None,
+    help="Conditional families: the class held fixed along the paths.",
+)
+@click.option("--truncation", type=click.FloatRange(0, 1, min_open=True), default=None)
+@click.option("--out", default="interpolation.png", show_default=True, help="PNG strip grid.")
+@click.option("--gif", default=None, help="Also write an animated GIF walking the paths.")
+@click.option("--device", default="cpu", show_default=True)
+def interpolate(
+    run: str, steps: int, paths: int, seed: int, label: int | None, truncation: float | None,
+    out: str, gif: str | None, device: str,
+) -> None:  # fmt: skip
+    """Latent interpolation strips (one row per path) from RUN, optionally as a GIF."""
+    import torch
+
+    import gankit
+    from gankit.train.images import save_gif, save_grid
+
+    generator = gankit.load(run, device=device)
+    labels = _sample_labels(generator.objective.num_classes, 1, label, False, None)
+    rows = [
+        generator.interpolate(seed + row, seed + row + 1, steps, labels=labels,
+                              truncation=truncation)
+        for row in range(paths)
+    ]  # fmt: skip
+    click.echo(f"gankit: wrote {save_grid(torch.cat(rows), out, columns=steps)}")
+    if gif:
+        frames = torch.stack(rows, dim=1)  # (steps, paths, C, H, W): one frame per step
+        click.echo(f"gankit: wrote {save_gif(frames, gif)}")
 
 
 @cli.command("eval")

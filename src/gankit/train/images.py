@@ -52,3 +52,17 @@ def save_png(image: torch.Tensor, path: str | Path) -> Path:
 def save_grid(images: torch.Tensor, path: str | Path, columns: int | None = None) -> Path:
     """images: (N, C, H, W) in [-1, 1] -> a PNG grid at ``path``."""
     return save_png(make_grid(images, columns), path)
+
+
+def save_gif(frames: torch.Tensor, path: str | Path, duration_ms: int = 120) -> Path:
+    """frames: (T, N, C, H, W) in [-1, 1] -> an animated GIF looping forwards then back, each
+    frame the N images side by side."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures = []
+    for frame in frames:
+        grid = make_grid(frame, columns=len(frame)).permute(1, 2, 0).numpy()
+        pictures.append(Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid))
+    loop = pictures + pictures[-2:0:-1]
+    loop[0].save(path, save_all=True, append_images=loop[1:], duration=duration_ms, loop=0)
+    return path
