@@ -47,7 +47,8 @@ def run_eval(
         run_data = None
     else:
         loaded = gankit.load(source, device=device)
-        images = to_uint8(loaded.sample(n, seed=seed, batch_size=batch_size))
+        fake = loaded.sample(n, seed=seed, batch_size=batch_size)
+        images = to_uint8(loaded.objective.metric_view(fake))
         run_data = loaded.config.data
         step = _run_step(Path(source))
     if images.shape[-1] != images.shape[-2]:

@@ -91,6 +91,11 @@ class Objective(nn.Module):
         """Images (n, C, H, W) in [-1, 1] from ``inputs``; ``network`` replaces G (e.g. EMA)."""
         raise NotImplementedError
 
+    def metric_view(self, images: torch.Tensor) -> torch.Tensor:
+        """The part of generated images (n, C, H, W) that metrics compare with the training
+        data; all of it, except for families whose samples are composites (CoGAN's pairs)."""
+        return images
+
     def set_step(self, step: int) -> None:
         """Called by the trainer before each training step (e.g. ProGAN's fade-in schedule)."""
 

@@ -50,7 +50,7 @@ class PeriodicEvaluation:
         with torch.random.fork_rng(devices=devices):
             fake = objective.sample(self.reference.n, network, seed, self.cfg.eval.batch_size)
             results = evaluate(
-                to_uint8(fake), self.reference, self.cfg.eval.metrics, device=str(self.device),
+                to_uint8(objective.metric_view(fake)), self.reference, self.cfg.eval.metrics, device=str(self.device),
                 batch_size=self.cfg.eval.batch_size, progress=False, seed=seed,
                 reference_images=self.reference_images,
             )  # fmt: skip
