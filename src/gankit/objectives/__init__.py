@@ -1,6 +1,18 @@
 """GAN families, one module each, registered by name in OBJECTIVES."""
 
-from gankit.objectives import dcgan, gan  # noqa: F401  (registers the families)
+from gankit.objectives import (  # noqa: F401  (registers the families)
+    biggan,
+    cgan,
+    cogan,
+    dcgan,
+    gan,
+    lsgan,
+    progan,
+    sagan,
+    sngan,
+    wgan,
+    wgan_gp,
+)
 from gankit.objectives.base import Batch, Objective, Phase
 from gankit.objectives.registry import OBJECTIVES
 

@@ -1,0 +1,138 @@
+"""WGAN: Arjovsky, Chintala & Bottou 2017, "Wasserstein GAN".
+
+The critic D (no sigmoid) estimates the Wasserstein-1 distance through the Kantorovich-Rubinstein
+duality (eq. 3):  W(P_r, P_g) = max_{||D||_L <= 1}  E_x[D(x)] - E_z[D(G(z))].
+Algorithm 1: n_critic = 5 critic steps, each minimising E_z[D(G(z))] - E_x[D(x)] (lines 6-7) with
+RMSprop (alpha = 5e-5), then clipping every critic parameter to [-c, c], c = 0.01 (line 8); then
+one generator step minimising -E_z[D(G(z))] (lines 10-12). The clipping keeps D in a family of
+K-Lipschitz functions, so the critic's value is W up to the constant K.
+
+Networks: DCGAN's (Radford et al. 2015), the critic being the DCGAN discriminator without a
+sigmoid or a score bias (which a Wasserstein loss never trains), batch norm included as in the
+paper's DCGAN-critic experiments (section 4; ``critic_norm`` offers layer norm or none); like the
+authors' code, clipping applies to every parameter (batch-norm scales and shifts too) and not to the
+running statistics. Not reproduced: the code's 100 critic steps for the first 25 generator steps and
+every 500th (a heuristic, not in Algorithm 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from gankit.config import ModelConfig
+from gankit.losses import wasserstein_critic_loss, wasserstein_generator_loss
+from gankit.nets import DCGANGenerator
+from gankit.nets.critic import CriticNorm, DCGANCritic
+from gankit.objectives.base import Batch, Objective, Phase, reject_conditions
+from gankit.objectives.registry import OBJECTIVES
+
+
+class WassersteinConfig(ModelConfig):
+    """Settings shared by the Wasserstein families (WGAN, WGAN-GP)."""
+
+    latent_dim: int = Field(100, ge=1)  # length of z ~ N(0, I)
+    g_width: int = Field(64, ge=1)  # generator channels before the image layer; doubled upwards
+    critic_width: int = Field(64, ge=1)  # critic channels of its first layer; doubled downwards
+    max_channels: int = Field(512, ge=1)  # cap on the channels of any layer
+    critic_steps: int = Field(5, ge=1)  # n_critic: critic steps per generator step
+
+
+class WGANConfig(WassersteinConfig):
+    clip_value: float = Field(0.01, gt=0)  # c: critic parameters are clipped to [-c, c]
+    critic_norm: CriticNorm = "batch"  # normalisation in the critic's hidden layers
+
+
+@OBJECTIVES.register("wgan")
+class WGAN(Objective):
+    """A critic trained n_critic times per generator step on the Wasserstein estimate, clipped."""
+
+    Config = WGANConfig
+    description = "Arjovsky et al. 2017: Wasserstein critic with weight clipping, 5 critic steps"
+
+    def build(self) -> dict[str, nn.Module]:
+        m = self.model_cfg
+        channels, resolution, _ = self.image_shape
+        return {
+            "generator": DCGANGenerator(
+                m.latent_dim, resolution, channels, m.g_width, m.max_channels
+            ),
+            "critic": DCGANCritic(
+                resolution, channels, m.critic_width, m.max_channels, m.critic_norm, dcgan_init=True
+            ),
+        }
+
+    def phases(self) -> list[Phase]:
+        train = self.cfg.train
+        common = {"betas": train.betas, "optimizer": train.optimizer}
+        return [
+            Phase(
+                "critic", ("critic",), lr=train.lr_d, repeats=self.model_cfg.critic_steps, **common
+            ),
+            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
+        ]
+
+    def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if phase == "critic":
+            assert batch is not None
+            return self.critic_loss(batch["image"])
+        if phase == "generator":
+            return self.generator_loss(self.cfg.train.batch_size)
+        raise KeyError(phase)
+
+    def fake_images(self, n: int) -> torch.Tensor:
+        """n generated images (n, C, H, W) in [-1, 1] without a graph into G (critic steps)."""
+        with torch.no_grad():
+            return self.generate(self.sample_inputs(n))
+
+    def wasserstein_terms(
+        self, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """E[D(G(z))] - E[D(x)] (Algorithm 1, line 6) and its statistics.
+
+        real, fake: (N, C, H, W) in [-1, 1]. ``wasserstein`` is E[D(x)] - E[D(G(z))], the critic's
+        estimate of W(P_r, P_g) (up to the Lipschitz constant).
+        """
+        critic = self.networks["critic"]
+        real_scores, fake_scores = critic(real), critic(fake)
+        loss = wasserstein_critic_loss(real_scores, fake_scores)
+        stats = {
+            "loss_critic": loss.detach(),
+            "wasserstein": -loss.detach(),
+            "critic_real": real_scores.detach().float().mean(),
+            "critic_fake": fake_scores.detach().float().mean(),
+        }
+        return loss, stats
+
+    def critic_loss(self, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """real: (N, C, H, W) in [-1, 1]."""
+        return self.wasserstein_terms(real, self.fake_images(real.shape[0]))
+
+    def generator_loss(self, n: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-E[D(G(z))] over n fresh samples (Algorithm 1, line 11)."""
+        fake_scores = self.networks["critic"](self.generate(self.sample_inputs(n)))
+        loss = wasserstein_generator_loss(fake_scores)
+        return loss, {"loss_g": loss.detach()}
+
+    @torch.no_grad()
+    def after_step(self, phase: str) -> None:
+        """After each critic step: clip every critic parameter to [-c, c] (Algorithm 1, line 8)."""
+        if phase == "critic":
+            c = self.model_cfg.clip_value
+            for parameter in self.networks["critic"].parameters():
+                parameter.clamp_(-c, c)
+
+    def sample_inputs(
+        self, n: int, generator: torch.Generator | None = None, **conditions: Any
+    ) -> dict[str, torch.Tensor]:
+        reject_conditions(self.cfg.family, conditions)
+        z = torch.randn(n, self.model_cfg.latent_dim, generator=generator, device=self.device)
+        return {"z": z}
+
+    def generate(
+        self, inputs: dict[str, torch.Tensor], network: nn.Module | None = None
+    ) -> torch.Tensor:
+        return (network or self.networks["generator"])(inputs["z"])
