@@ -49,8 +49,9 @@ class PeriodicEvaluation:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             fake = objective.sample(self.reference.n, network, seed, self.cfg.eval.batch_size)
+            images = to_uint8(objective.metric_view(fake))
             results = evaluate(
-                to_uint8(objective.metric_view(fake)), self.reference, self.cfg.eval.metrics, device=str(self.device),
+                images, self.reference, self.cfg.eval.metrics, device=str(self.device),
                 batch_size=self.cfg.eval.batch_size, progress=False, seed=seed,
                 reference_images=self.reference_images,
             )  # fmt: skip
