@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from gankit.config import build_config
+from gankit.config import build_config, preset_path
 from gankit.train import Trainer
 from tests.conftest import SHARED_MNIST
 
@@ -13,27 +14,40 @@ pytestmark = [
     pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist"),
 ]
 
-# digit-fd (n=2,000 vs the first 2,000 training digits) of real MNIST test digits is about 40;
-# an untrained generator scores in the thousands.
-CASES = {
-    "gan": ({"latent_dim": 64}, 4000, 450.0),
-    "dcgan": ({"latent_dim": 64, "g_width": 32, "d_width": 32}, 2500, 300.0),
-}
+# digit-fd (n=2,000 vs the first 2,000 training digits): real MNIST test digits score about 40,
+# an untrained generator thousands. Each case: model and train overrides of the family's MNIST
+# preset, steps, and a threshold set from a measured run (in the comment) with some margin.
+CASES: dict[str, tuple[dict, dict, int, float]] = {
+    "gan": ({"latent_dim": 64}, {}, 4000, 1000.0),  # 733 measured
+    "dcgan": ({"latent_dim": 64, "g_width": 32, "d_width": 32}, {}, 2500, 300.0),  # 219
+    "lsgan": ({"g_width": 32, "d_width": 32}, {}, 1500, 550.0),  # 388
+    "wgan": ({"g_width": 32, "critic_width": 32}, {}, 1500, 900.0),  # 865 after 300 steps
+    "wgan-gp": ({"g_width": 32, "critic_width": 32}, {}, 1000, 800.0),  # 847 after 200 steps
+    "cgan": ({"architecture": "conv", "g_width": 32, "d_width": 32}, {"batch_size": 64}, 1500,
+             1000.0),
+    "sngan": ({"g_width": 16, "d_width": 16}, {}, 1000, 450.0),  # 291
+    "sagan": ({"g_width": 16, "d_width": 16}, {}, 1000, 900.0),  # 675
+    "biggan": ({"g_width": 16, "d_width": 16}, {"ema": False}, 1000, 600.0),  # 360
+    "progan": ({"latent_dim": 128, "g_width": 16, "d_width": 16, "max_channels": 128,
+                "steps_per_phase": 300}, {"ema": False}, 2500, 700.0),  # 481
+    "cogan": ({}, {}, 1500, 900.0),  # 643 (domain A)
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("family", sorted(CASES))
 def test_family_learns_mnist_digits(family, tmp_path):
-    model, steps, threshold = CASES[family]
+    model, train, steps, threshold = CASES[family]
+    preset = yaml.safe_load(preset_path(family, "mnist").read_text())
     cfg = build_config(
-        {
-            "family": family,
-            "data": {"source": "mnist", "root": str(SHARED_MNIST), "resolution": 28},
-            "model": model,
-            "train": {"steps": steps, "progress": False, "sample_every": 0, "checkpoint_every": 0},
-            "eval": {"metrics": ["digit-fd"], "n": 2000},
-            "output": {"tensorboard": False},
-        }
-    )
+        preset,
+        family=family,
+        data={"source": "mnist", "root": str(SHARED_MNIST)},
+        model=model,
+        train={**train, "steps": steps, "progress": False, "sample_every": 0,
+               "checkpoint_every": 0},
+        eval={"metrics": ["digit-fd"], "n": 2000},
+        output={"tensorboard": False},
+    )  # fmt: skip
     result = Trainer(cfg, tmp_path / family).fit()
     [digit_fd] = result.metrics
     print(f"{family}: digit-fd after {steps} steps = {digit_fd.value:.1f}")
