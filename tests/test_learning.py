@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from gankit.config import build_config, preset_path
@@ -47,7 +48,27 @@ def test_family_learns_mnist_digits(family, tmp_path):
         eval={"metrics": ["digit-fd"], "n": 2000},
         output={"tensorboard": False},
     )  # fmt: skip
-    result = Trainer(cfg, tmp_path / family).fit()
+    trainer = Trainer(cfg, tmp_path / family)
+    result = trainer.fit()
     [digit_fd] = result.metrics
     print(f"{family}: digit-fd after {steps} steps = {digit_fd.value:.1f}")
     assert digit_fd.value < threshold
+    if family == "cgan" or getattr(cfg.model, "conditional", False):
+        assert requested_class_agreement(trainer) >= 0.8
+
+
+def requested_class_agreement(trainer: Trainer) -> float:
+    """The fraction of 500 samples (50 per class) that the bundled digit classifier assigns to
+    the class they were generated for."""
+    from gankit.metrics.digits import DigitFeatures
+    from gankit.train.images import to_uint8
+
+    labels = torch.arange(10).repeat_interleave(50)
+    network = trainer.ema.shadow if trainer.ema else None
+    images = trainer.objective.sample(500, network, seed=0, labels=labels)
+    predicted = DigitFeatures().classify(to_uint8(images))
+    agreement = (predicted == labels).float().mean().item()
+    print(
+        f"{trainer.cfg.family}: the classifier agrees with the requested class on {agreement:.1%}"
+    )
+    return agreement
