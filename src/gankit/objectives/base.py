@@ -69,7 +69,21 @@ class Objective(nn.Module):
         raise NotImplementedError
 
     def phases(self) -> list[Phase]:
-        raise NotImplementedError
+        """The optimisation steps of one training step; by default :meth:`adversarial_phases`."""
+        return self.adversarial_phases()
+
+    def adversarial_phases(
+        self, discriminator: str = "discriminator", discriminator_steps: int = 1
+    ) -> list[Phase]:
+        """The usual pair: ``discriminator_steps`` steps of the discriminator (or critic) on real
+        batches, then one generator step, with the optimiser settings of ``train``."""
+        train = self.cfg.train
+        common = {"betas": train.betas, "optimizer": train.optimizer}
+        return [
+            Phase(discriminator, (discriminator,), lr=train.lr_d, repeats=discriminator_steps,
+                  **common),
+            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
+        ]  # fmt: skip
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The scalar loss of ``phase`` and detached statistics (no .item(): no host sync)."""

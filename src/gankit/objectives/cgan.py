@@ -30,7 +30,7 @@ from gankit.nets.conditional import (
     ConditionalMLPDiscriminator,
     ConditionalMLPGenerator,
 )
-from gankit.objectives.base import Batch, Objective, Phase, reject_conditions
+from gankit.objectives.base import Batch, Objective, reject_conditions
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -80,14 +80,6 @@ class CGAN(Objective):
                 self.image_shape, k, m.d_hidden, m.d_dropout
             ),
         }
-
-    def phases(self) -> list[Phase]:
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase("discriminator", ("discriminator",), lr=train.lr_d, **common),
-            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
-        ]
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if phase == "discriminator":

@@ -42,7 +42,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.nets.cogan import CoupledDiscriminator, CoupledGenerator
-from gankit.objectives.base import Batch, Objective, Phase, reject_conditions
+from gankit.objectives.base import Batch, Objective, reject_conditions
 from gankit.objectives.registry import OBJECTIVES
 
 SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
@@ -99,14 +99,6 @@ class CoGAN(Objective):
             ),
             "discriminator": CoupledDiscriminator(resolution, channels, m.d_width, m.max_channels),
         }
-
-    def phases(self) -> list[Phase]:
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase("discriminator", ("discriminator",), lr=train.lr_d, **common),
-            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
-        ]
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if phase == "discriminator":

@@ -21,7 +21,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.nets import MLPDiscriminator, MLPGenerator
-from gankit.objectives.base import Batch, Objective, Phase, reject_conditions
+from gankit.objectives.base import Batch, Objective, reject_conditions
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -47,14 +47,6 @@ class GAN(Objective):
             "generator": MLPGenerator(m.latent_dim, self.image_shape, m.g_hidden),
             "discriminator": MLPDiscriminator(self.image_shape, m.d_hidden, m.d_dropout),
         }
-
-    def phases(self) -> list[Phase]:
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase("discriminator", ("discriminator",), lr=train.lr_d, **common),
-            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
-        ]
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if phase == "discriminator":

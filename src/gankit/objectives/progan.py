@@ -115,21 +115,7 @@ class ProGAN(Objective):
         }
 
     def phases(self) -> list[Phase]:
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase(
-                "discriminator",
-                ("discriminator",),
-                lr=train.lr_d,
-                repeats=self.model_cfg.critic_steps,
-                **common,
-            ),
-            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
-        ]
-
-    # ------------------------------------------------------------------------------------------
-    # The growth schedule
+        return self.adversarial_phases(discriminator_steps=self.model_cfg.critic_steps)
 
     def set_step(self, step: int) -> None:
         """Move to the (stage, alpha) of ``step``; record it in G's buffers for exports."""

@@ -77,15 +77,7 @@ class SNGAN(Objective):
         }  # fmt: skip
 
     def phases(self) -> list[Phase]:
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase(
-                "discriminator", ("discriminator",), lr=train.lr_d,
-                repeats=self.model_cfg.d_steps, **common,
-            ),
-            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
-        ]  # fmt: skip
+        return self.adversarial_phases(discriminator_steps=self.model_cfg.d_steps)
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if phase == "discriminator":

@@ -66,14 +66,7 @@ class WGAN(Objective):
         }
 
     def phases(self) -> list[Phase]:
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase(
-                "critic", ("critic",), lr=train.lr_d, repeats=self.model_cfg.critic_steps, **common
-            ),
-            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
-        ]
+        return self.adversarial_phases("critic", self.model_cfg.critic_steps)
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if phase == "critic":
