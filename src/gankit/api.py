@@ -66,11 +66,7 @@ class LoadedGenerator:
             else value.expand(steps, *value.shape[1:])
             for key, value in start.items()
         }  # fmt: skip
-        was_training = self.network.training
-        self.network.eval()
-        images = objective.generate(path, self.network)
-        self.network.train(was_training)
-        return images.float().cpu()
+        return objective.generate_eval(path, self.network).float().cpu()
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

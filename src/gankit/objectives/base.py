@@ -134,8 +134,19 @@ class Objective(nn.Module):
     ) -> torch.Tensor:
         """n images (n, C, H, W) float in [-1, 1] on the model's device, in evaluation mode."""
         rng = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
-        inputs = self.sample_inputs(n, rng, **conditions)
+        return self.generate_eval(self.sample_inputs(n, rng, **conditions), network, batch_size)
+
+    @torch.no_grad()
+    def generate_eval(
+        self,
+        inputs: dict[str, torch.Tensor],  # generator inputs, each (n, ...)
+        network: nn.Module | None = None,  # replaces the generator, e.g. its EMA copy
+        batch_size: int = 256,
+    ) -> torch.Tensor:
+        """:meth:`generate` in evaluation mode (BN running statistics, no dropout), in chunks of
+        ``batch_size``, leaving the network's mode as it was: (n, C, H, W) in [-1, 1]."""
         network = network or self.networks[self.sample_network]
+        n = next(iter(inputs.values())).shape[0]
         was_training = network.training
         network.eval()
         try:

@@ -342,12 +342,7 @@ class Trainer:
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
         """The fixed-noise images (grid_size**2, C, H, W), from the EMA generator when present."""
-        network = self._sampling_network()
-        was_training = network.training
-        network.eval()
-        images = self.objective.generate(self.fixed_inputs, network)
-        network.train(was_training)
-        return images
+        return self.objective.generate_eval(self.fixed_inputs, self._sampling_network())
 
     def save_sample_grid(self) -> Path:
         images = self.sample_fixed()
