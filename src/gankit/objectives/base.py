@@ -92,18 +92,22 @@ class Objective(nn.Module):
     def sample_inputs(
         self, n: int, generator: torch.Generator | None = None, **conditions: Any
     ) -> dict[str, torch.Tensor]:
-        """Random generator inputs for n images, e.g. {"z": (n, latent_dim)} on its device.
+        """Random generator inputs for n images, on the model's device. By default
+        {"z": (n, model.latent_dim)} with z ~ N(0, I), and no conditions.
 
         ``conditions`` are family options such as ``labels`` ((n,) int64 classes of a
         conditional family) or ``truncation``; a family refuses those it does not support.
         """
-        raise NotImplementedError
+        reject_conditions(self.cfg.family, conditions)
+        latent_dim = self.model_cfg.latent_dim  # type: ignore[attr-defined]
+        return {"z": torch.randn(n, latent_dim, generator=generator, device=self.device)}
 
     def generate(
         self, inputs: dict[str, torch.Tensor], network: nn.Module | None = None
     ) -> torch.Tensor:
-        """Images (n, C, H, W) in [-1, 1] from ``inputs``; ``network`` replaces G (e.g. EMA)."""
-        raise NotImplementedError
+        """Images (n, C, H, W) in [-1, 1] from ``inputs``; ``network`` replaces G (e.g. EMA).
+        By default the generator applied to ``inputs["z"]``."""
+        return (network or self.networks[self.sample_network])(inputs["z"])
 
     def metric_view(self, images: torch.Tensor) -> torch.Tensor:
         """The part of generated images (n, C, H, W) that metrics compare with the training

@@ -27,7 +27,7 @@ domain B on the right, so sample grids and ``gankit sample`` show the learned co
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +42,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.nets.cogan import CoupledDiscriminator, CoupledGenerator
-from gankit.objectives.base import Batch, Objective, reject_conditions
+from gankit.objectives.base import Batch, Objective
 from gankit.objectives.registry import OBJECTIVES
 
 SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
@@ -156,13 +156,6 @@ class CoGAN(Objective):
             "loss_g_a": loss_a.detach(),
             "loss_g_b": loss_b.detach(),
         }
-
-    def sample_inputs(
-        self, n: int, generator: torch.Generator | None = None, **conditions: Any
-    ) -> dict[str, torch.Tensor]:
-        reject_conditions(self.cfg.family, conditions)
-        z = torch.randn(n, self.model_cfg.latent_dim, generator=generator, device=self.device)
-        return {"z": z}
 
     def domain_images(
         self, inputs: dict[str, torch.Tensor], network: nn.Module | None = None

@@ -8,7 +8,7 @@ One D step per G step (the paper's k = 1).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -21,7 +21,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.nets import MLPDiscriminator, MLPGenerator
-from gankit.objectives.base import Batch, Objective, reject_conditions
+from gankit.objectives.base import Batch, Objective
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -79,15 +79,3 @@ class GAN(Objective):
         else:
             loss = non_saturating_generator_loss(fake_logits)
         return loss, {"loss_g": loss.detach()}
-
-    def sample_inputs(
-        self, n: int, generator: torch.Generator | None = None, **conditions: Any
-    ) -> dict[str, torch.Tensor]:
-        reject_conditions(self.cfg.family, conditions)
-        z = torch.randn(n, self.model_cfg.latent_dim, generator=generator, device=self.device)
-        return {"z": z}
-
-    def generate(
-        self, inputs: dict[str, torch.Tensor], network: nn.Module | None = None
-    ) -> torch.Tensor:
-        return (network or self.networks["generator"])(inputs["z"])

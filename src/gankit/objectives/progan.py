@@ -53,7 +53,7 @@ from gankit.nets.progan import (
     check_resolutions,
     progan_resolutions,
 )
-from gankit.objectives.base import Batch, Objective, Phase, reject_conditions
+from gankit.objectives.base import Batch, Objective, Phase
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -208,13 +208,6 @@ class ProGAN(Objective):
 
     # ------------------------------------------------------------------------------------------
     # Sampling
-
-    def sample_inputs(
-        self, n: int, generator: torch.Generator | None = None, **conditions: Any
-    ) -> dict[str, torch.Tensor]:
-        reject_conditions(self.cfg.family, conditions)
-        z = torch.randn(n, self.model_cfg.latent_dim, generator=generator, device=self.device)
-        return {"z": z}
 
     def generate(
         self, inputs: dict[str, torch.Tensor], network: nn.Module | None = None

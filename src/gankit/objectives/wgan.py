@@ -17,8 +17,6 @@ every 500th (a heuristic, not in Algorithm 1).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from pydantic import Field
 from torch import nn
@@ -27,7 +25,7 @@ from gankit.config import ModelConfig
 from gankit.losses import wasserstein_critic_loss, wasserstein_generator_loss
 from gankit.nets import DCGANGenerator
 from gankit.nets.critic import CriticNorm, DCGANCritic
-from gankit.objectives.base import Batch, Objective, Phase, reject_conditions
+from gankit.objectives.base import Batch, Objective, Phase
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -117,15 +115,3 @@ class WGAN(Objective):
             c = self.model_cfg.clip_value
             for parameter in self.networks["critic"].parameters():
                 parameter.clamp_(-c, c)
-
-    def sample_inputs(
-        self, n: int, generator: torch.Generator | None = None, **conditions: Any
-    ) -> dict[str, torch.Tensor]:
-        reject_conditions(self.cfg.family, conditions)
-        z = torch.randn(n, self.model_cfg.latent_dim, generator=generator, device=self.device)
-        return {"z": z}
-
-    def generate(
-        self, inputs: dict[str, torch.Tensor], network: nn.Module | None = None
-    ) -> torch.Tensor:
-        return (network or self.networks["generator"])(inputs["z"])
