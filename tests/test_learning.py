@@ -21,9 +21,9 @@ pytestmark = [
 CASES: dict[str, tuple[dict, dict, int, float]] = {
     "gan": ({"latent_dim": 64}, {}, 4000, 1000.0),  # 733 measured
     "dcgan": ({"latent_dim": 64, "g_width": 32, "d_width": 32}, {}, 2500, 300.0),  # 219
-    "lsgan": ({"g_width": 32, "d_width": 32}, {}, 1500, 550.0),  # 388
+    "lsgan": ({"g_width": 32, "d_width": 32}, {}, 1500, 300.0),  # 193
     "wgan": ({"g_width": 32, "critic_width": 32}, {}, 1500, 900.0),  # 865 after 300 steps
-    "wgan-gp": ({"g_width": 32, "critic_width": 32}, {}, 1000, 800.0),  # 847 after 200 steps
+    "wgan-gp": ({"g_width": 32, "critic_width": 32}, {}, 1000, 300.0),  # 157
     "cgan": ({}, {}, 1000, 450.0),  # 223 after 800 steps on the bundled digits
     "sngan": ({"g_width": 16, "d_width": 16}, {}, 1000, 450.0),  # 291
     "sagan": ({"g_width": 16, "d_width": 16}, {}, 1000, 900.0),  # 675
