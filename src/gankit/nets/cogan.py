@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.nets.dcgan import dcgan_stages
+from gankit.nets.dcgan import dcgan_init, dcgan_stages
 
 DOMAINS = ("a", "b")
 
@@ -65,7 +65,7 @@ class CoupledGenerator(nn.Module):
                 for d in DOMAINS
             }
         )
-        _init_weights(self)
+        dcgan_init(self)
 
     def branch(self, domain: str) -> nn.Sequential:
         """Domain ``domain``'s generator z -> image: the shared layers, then its own last layer.
@@ -110,7 +110,7 @@ class CoupledDiscriminator(nn.Module):
             fan_in = fan_out
         layers += [nn.Flatten(), nn.Linear(fan_in * start * start, 1)]
         self.shared = nn.Sequential(*layers)
-        _init_weights(self)
+        dcgan_init(self)
 
     def branch(self, domain: str) -> nn.Sequential:
         """Domain ``domain``'s discriminator images -> (N, 1) logits: its own first layer, then
@@ -123,15 +123,3 @@ class CoupledDiscriminator(nn.Module):
         logits_a = self.shared(self.heads["a"](images_a)).squeeze(1)
         logits_b = self.shared(self.heads["b"](images_b)).squeeze(1)
         return logits_a, logits_b
-
-
-def _init_weights(module: nn.Module) -> None:
-    """Weights ~ N(0, 0.02), BN scale ~ N(1, 0.02), shifts 0 (DCGAN's initialisation)."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(layer.weight, 0.0, 0.02)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
-        elif isinstance(layer, nn.BatchNorm2d):
-            nn.init.normal_(layer.weight, 1.0, 0.02)
-            nn.init.zeros_(layer.bias)

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from gankit.nets.dcgan import dcgan_init as init_dcgan_weights
 from gankit.nets.dcgan import dcgan_stages
 
 CriticNorm = Literal["batch", "layer", "none"]
@@ -60,19 +61,7 @@ class DCGANCritic(nn.Module):
         self.features = nn.Sequential(*layers)
         self.to_score = nn.Linear(fan_in * start * start, 1, bias=False)
         if dcgan_init:
-            _normal_init(self)
+            init_dcgan_weights(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.to_score(self.features(images).flatten(1)).squeeze(1)
-
-
-def _normal_init(module: nn.Module) -> None:
-    """Weights ~ N(0, 0.02), norm scales ~ N(1, 0.02), biases 0 (Radford et al. 2015, section 4)."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(layer.weight, 0.0, 0.02)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
-        elif isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.normal_(layer.weight, 1.0, 0.02)
-            nn.init.zeros_(layer.bias)

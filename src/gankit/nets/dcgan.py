@@ -12,15 +12,18 @@ from torch import nn
 from gankit.errors import ConfigError
 
 
-def dcgan_stages(resolution: int) -> tuple[int, int]:
-    """(s0, k) with resolution = s0 * 2**k, 4 <= s0 < 8 and k >= 1."""
+def dcgan_stages(
+    resolution: int, networks: str = "DCGAN", examples: str = "28, 32, 48, 64, 128"
+) -> tuple[int, int]:
+    """(s0, k) with resolution = s0 * 2**k, 4 <= s0 < 8 and k >= 1; ``networks`` and
+    ``examples`` name the architecture and its valid sizes in the error."""
     start, doublings = resolution, 0
     while start >= 8 and start % 2 == 0:
         start, doublings = start // 2, doublings + 1
     if not 4 <= start < 8 or doublings == 0:
         raise ConfigError(
-            f"data.resolution={resolution} does not fit DCGAN: it must be s0 * 2**k with "
-            "s0 in 4..7 and k >= 1 (e.g. 28, 32, 48, 64, 128)"
+            f"data.resolution={resolution} does not fit {networks}: it must be s0 * 2**k with "
+            f"s0 in 4..7 and k >= 1 (e.g. {examples})"
         )
     return start, doublings
 
@@ -65,7 +68,7 @@ class DCGANGenerator(nn.Module):
         fan_in = _channels(width, 1, max_channels) if doublings > 1 else top
         blocks += [nn.ConvTranspose2d(fan_in, channels, 4, 2, 1), nn.Tanh()]
         self.blocks = nn.Sequential(*blocks)
-        _dcgan_init(self)
+        dcgan_init(self)
 
     @staticmethod
     def _norm_act(channels: int, dropout: float) -> nn.Sequential:
@@ -106,19 +109,19 @@ class DCGANDiscriminator(nn.Module):
             fan_in = fan_out
         self.features = nn.Sequential(*layers)
         self.to_logit = nn.Linear(fan_in * start * start, 1)
-        _dcgan_init(self)
+        dcgan_init(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.to_logit(self.features(images).flatten(1)).squeeze(1)
 
 
-def _dcgan_init(module: nn.Module) -> None:
-    """Weights ~ N(0, 0.02); BN scale ~ N(1, 0.02), shift 0 (Radford et al. 2015, section 4)."""
+def dcgan_init(module: nn.Module) -> None:
+    """Weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), shifts 0 (Radford et al. 2015, sec. 4)."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(layer.weight, 0.0, 0.02)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
-        elif isinstance(layer, nn.BatchNorm2d):
+        elif isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.normal_(layer.weight, 1.0, 0.02)
             nn.init.zeros_(layer.bias)

@@ -34,19 +34,12 @@ from gankit.nets.blocks import (
     conv2d,
     linear,
 )
+from gankit.nets.dcgan import dcgan_stages
 
 
 def resnet_stages(resolution: int) -> tuple[int, int]:
-    """(s0, k) with resolution = s0 * 2**k, 4 <= s0 < 8 and k >= 1."""
-    start, doublings = resolution, 0
-    while start >= 8 and start % 2 == 0:
-        start, doublings = start // 2, doublings + 1
-    if not 4 <= start < 8 or doublings == 0:
-        raise ConfigError(
-            f"data.resolution={resolution} does not fit the ResNet GANs: it must be s0 * 2**k "
-            "with s0 in 4..7 and k >= 1 (e.g. 16, 28, 32, 64, 128)"
-        )
-    return start, doublings
+    """(s0, k) with resolution = s0 * 2**k, 4 <= s0 < 8 and k >= 1 (as DCGAN's)."""
+    return dcgan_stages(resolution, "the ResNet GANs", "16, 28, 32, 64, 128")
 
 
 def _check_attention(attention_at: int | None, allowed: list[int], network: str) -> None:
