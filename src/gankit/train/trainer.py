@@ -258,7 +258,7 @@ class Trainer:
         plot_losses(read_records(self.run.losses), self.run.loss_plot, title=str(self.run.root))
         export_dir = None
         if not interrupted:
-            export_dir = export_generator(self.objective, self._sampling_network(), self.run.export)
+            export_dir = export_generator(self.objective, self.sampling_network(), self.run.export)
         return TrainResult(
             self.run.root, self.step, interrupted, grid, export_dir, self.last_metrics
         )
@@ -301,7 +301,7 @@ class Trainer:
     def run_evaluation(self) -> None:
         """Evaluate the sampling network; log to metrics.jsonl and TensorBoard; keep best.pt."""
         assert self.evaluation is not None
-        results = self.evaluation.run(self.objective, self._sampling_network(), self.step)
+        results = self.evaluation.run(self.objective, self.sampling_network(), self.step)
         for result in results:
             append_record(self.run.metrics, result.record(step=self.step))
             if self._writer is not None:
@@ -334,7 +334,9 @@ class Trainer:
 
             self._writer = SummaryWriter(str(self.run.events))
 
-    def _sampling_network(self) -> nn.Module:
+    def sampling_network(self) -> nn.Module:
+        """The network samples, grids, exports and metrics use: the EMA copy of the generator
+        when ``train.ema`` is on, else the generator itself."""
         return (
             self.ema.shadow if self.ema else self.objective.networks[self.objective.sample_network]
         )
@@ -342,7 +344,7 @@ class Trainer:
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
         """The fixed-noise images (grid_size**2, C, H, W), from the EMA generator when present."""
-        return self.objective.generate_eval(self.fixed_inputs, self._sampling_network())
+        return self.objective.generate_eval(self.fixed_inputs, self.sampling_network())
 
     def save_sample_grid(self) -> Path:
         images = self.sample_fixed()

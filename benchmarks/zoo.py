@@ -1,0 +1,236 @@
+"""The GAN zoo on MNIST: every family trained from its MNIST preset for a fixed CPU budget.
+
+    python benchmarks/zoo.py                        # all families, ~35 min on 2 CPU cores
+    python benchmarks/zoo.py --families dcgan,cgan  # some of them (the others keep their rows)
+    python benchmarks/zoo.py --table-only           # rewrite the README table from the JSON
+
+Each family trains on full MNIST (``--data-root``, default ``../shared/data/mnist``) with the
+overrides and step count of :data:`BUDGETS`, chosen so that one family takes at most about ten
+minutes on 2 CPU cores. It is then judged by ``digit-fd`` (n = 2,000 generated images vs the first
+2,000 training digits; real test digits score about 40, an untrained generator thousands) and,
+for conditional families, by how often the bundled digit classifier agrees with the class asked
+for (50 samples per class). Records go to ``benchmarks/results/zoo.json`` (one per family, the
+newest kept), a 10 x 10 sample grid per family to ``docs/zoo/<family>.png``, and the table
+between the ``zoo`` markers of ``README.md`` is regenerated from the records. The slow learning
+tests (``tests/test_learning.py``) train the same budgets and assert thresholds on the same
+numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from gankit.config import RunConfig, build_config, preset_path
+from gankit.objectives import OBJECTIVES
+from gankit.train import Trainer
+from gankit.train.images import save_grid, to_uint8
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "zoo.json"
+GRIDS = REPO / "docs" / "zoo"
+README = REPO / "README.md"
+TABLE_BEGIN, TABLE_END = "<!-- zoo:begin -->", "<!-- zoo:end -->"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a family trains in the benchmark: its MNIST preset with these overrides."""
+
+    steps: int
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+# Narrower networks than the presets where the preset would not fit ~10 CPU-minutes; ema off
+# where a few thousand steps are too few for the EMA to catch up (BigGAN, ProGAN).
+BUDGETS: dict[str, Budget] = {
+    "gan": Budget(4000, {"latent_dim": 64}),
+    "dcgan": Budget(2500, {"latent_dim": 64, "g_width": 32, "d_width": 32}),
+    "cgan": Budget(1000),
+    "lsgan": Budget(1500, {"g_width": 32, "d_width": 32}),
+    "wgan": Budget(1500, {"g_width": 32, "critic_width": 32}),
+    "wgan-gp": Budget(1000, {"g_width": 32, "critic_width": 32}),
+    "sngan": Budget(1000, {"g_width": 16, "d_width": 16}),
+    "sagan": Budget(1000, {"g_width": 16, "d_width": 16}),
+    "biggan": Budget(1000, {"g_width": 16, "d_width": 16}, {"ema": False}),
+    "progan": Budget(
+        2500,
+        {
+            "latent_dim": 128,
+            "g_width": 16,
+            "d_width": 16,
+            "max_channels": 128,
+            "steps_per_phase": 300,
+        },
+        {"ema": False},
+    ),
+    "cogan": Budget(1500),
+}
+EVAL_N = 2000
+SAMPLES_PER_CLASS = 50
+
+
+def zoo_config(family: str, data_root: str | Path) -> RunConfig:
+    """The family's MNIST preset with its :data:`BUDGETS` overrides, evaluated by digit-fd."""
+    budget = BUDGETS[family]
+    preset = yaml.safe_load(preset_path(family, "mnist").read_text())
+    return build_config(
+        preset,
+        family=family,
+        data={"source": "mnist", "root": str(data_root)},
+        model=budget.model,
+        train={**budget.train, "steps": budget.steps, "progress": False, "sample_every": 0,
+               "checkpoint_every": 0},
+        eval={"metrics": ["digit-fd"], "n": EVAL_N},
+        output={"tensorboard": False},
+    )  # fmt: skip
+
+
+def is_conditional(trainer: Trainer) -> bool:
+    """Whether the trained generator takes class labels (CGAN, or ``model.conditional``)."""
+    return trainer.cfg.family == "cgan" or bool(getattr(trainer.cfg.model, "conditional", False))
+
+
+def class_agreement(trainer: Trainer, per_class: int = SAMPLES_PER_CLASS) -> float:
+    """The fraction of ``per_class`` samples of each of the 10 digits (from the sampling
+    network, EMA when on) that the bundled digit classifier assigns to the class asked for."""
+    from gankit.metrics.digits import DigitFeatures
+
+    labels = torch.arange(10).repeat_interleave(per_class)
+    images = trainer.objective.sample(len(labels), trainer.sampling_network(), seed=0,
+                                      labels=labels)  # fmt: skip
+    predicted = DigitFeatures().classify(to_uint8(images))
+    return (predicted == labels).float().mean().item()
+
+
+def train_family(family: str, data_root: str | Path, run_dir: Path) -> tuple[Trainer, dict]:
+    """Train one family for its budget; returns the trainer and its JSON record."""
+    cfg = zoo_config(family, data_root)
+    trainer = Trainer(cfg, run_dir)
+    start = time.perf_counter()
+    result = trainer.fit()
+    seconds = time.perf_counter() - start
+    [digit_fd] = result.metrics
+    budget = BUDGETS[family]
+    record: dict[str, Any] = {
+        "family": family,
+        "preset": f"configs/{family}/mnist.yaml",
+        "steps": budget.steps,
+        "batch_size": cfg.train.batch_size,
+        "overrides": {"model": budget.model, "train": budget.train},
+        "metric": "digit-fd",
+        "value": round(digit_fd.value, 2),
+        "n": EVAL_N,
+        "seconds": round(seconds, 1),  # training and the final evaluation
+        "class_agreement": round(class_agreement(trainer), 4) if is_conditional(trainer) else None,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    return trainer, record
+
+
+def save_family_grid(trainer: Trainer, path: Path) -> None:
+    """A 10 x 10 grid from the sampling network: a row per class when conditional."""
+    conditions = {}
+    if is_conditional(trainer):
+        conditions["labels"] = torch.arange(10).repeat_interleave(10)
+    images = trainer.objective.sample(100, trainer.sampling_network(), seed=0, **conditions)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(images, path, columns=10)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                             capture_output=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def read_records(path: Path = RESULTS) -> dict[str, dict]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def readme_table(records: dict[str, dict]) -> str:
+    """The README's family table, in :data:`BUDGETS` order, from the objectives' descriptions
+    and the records."""
+    lines = [
+        "| family | paper | what is distinctive | benchmark budget | digit-fd (n=2,000) "
+        "| class agreement | time (2 CPU cores) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for family in BUDGETS:
+        paper, _, distinctive = OBJECTIVES.get(family).description.partition(": ")
+        record = records.get(family)
+        if record is None:
+            budget = value = agreement = seconds = "not run"
+        else:
+            changes = {**record["overrides"]["model"], **record["overrides"]["train"]}
+            changed = ", ".join(f"{k}={v}" for k, v in changes.items())
+            budget = f"[preset](configs/{family}/mnist.yaml), {record['steps']:,} steps x " \
+                     f"{record['batch_size']}" + (f"; {changed}" if changed else "")  # fmt: skip
+            value = f"{record['value']:.0f}"
+            agreement = (
+                "-" if record["class_agreement"] is None else f"{record['class_agreement']:.0%}"
+            )
+            seconds = f"{record['seconds'] / 60:.1f} min"
+        grid = GRIDS / f"{family}.png"
+        if grid.exists():
+            value = f"[{value}](docs/zoo/{family}.png)"
+        lines.append(f"| `{family}` | {paper} | {distinctive} | {budget} | {value} | {agreement} "
+                     f"| {seconds} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def update_readme(table: str, path: Path = README) -> None:
+    text = path.read_text()
+    head, begin, rest = text.partition(TABLE_BEGIN)
+    _, end, tail = rest.partition(TABLE_END)
+    if not begin or not end:
+        raise SystemExit(f"{path} has no {TABLE_BEGIN} ... {TABLE_END} markers")
+    path.write_text(f"{head}{TABLE_BEGIN}\n{table}\n{TABLE_END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--families", default=",".join(BUDGETS), help="comma-separated")
+    parser.add_argument("--runs", default=str(REPO / "runs" / "zoo"), help="run folders")
+    parser.add_argument("--table-only", action="store_true", help="only rewrite the README table")
+    args = parser.parse_args(argv)
+    records = read_records()
+    if not args.table_only:
+        families = [f.strip() for f in args.families.split(",") if f.strip()]
+        unknown = sorted(set(families) - set(BUDGETS))
+        if unknown:
+            parser.error(f"unknown families {unknown}; valid: {', '.join(BUDGETS)}")
+        for family in families:
+            trainer, record = train_family(family, args.data_root, Path(args.runs) / family)
+            save_family_grid(trainer, GRIDS / f"{family}.png")
+            print(json.dumps(record), flush=True)
+            records[family] = record
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(records, indent=1) + "\n")
+    table = readme_table(records)
+    update_readme(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
