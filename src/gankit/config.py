@@ -77,11 +77,16 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(500, ge=0)  # steps between checkpoints (0 = only at the end)
     log_every: int = Field(25, ge=1)  # steps between reading losses back (a host sync)
     progress: bool = True  # tqdm progress bar
+    # DiffAugment (Zhao et al. 2020) on every discriminator input, real and fake, in D and G
+    # steps: any of color, translation, cutout (the paper's choice for small data: all three).
+    diffaugment: list[Literal["color", "translation", "cutout"]] = []
 
     @model_validator(mode="after")
     def _fp16_needs_cuda(self) -> TrainConfig:
         if self.precision == "fp16" and self.device not in ("cuda", "auto"):
             raise ValueError("train.precision=fp16 needs train.device=cuda (use bf16 on CPU)")
+        if len(set(self.diffaugment)) != len(self.diffaugment):
+            raise ValueError(f"train.diffaugment lists a policy twice: {self.diffaugment}")
         return self
 
 

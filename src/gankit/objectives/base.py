@@ -14,6 +14,7 @@ from torch import nn
 
 from gankit.config import ModelConfig, RunConfig
 from gankit.errors import GankitError
+from gankit.nets.augment import attach_diffaugment
 
 Batch = dict[str, torch.Tensor]  # "image": (N, C, H, W) float in [-1, 1]; "label": (N,) int64
 
@@ -48,12 +49,16 @@ class Objective(nn.Module):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     description: ClassVar[str] = ""
     sample_network: ClassVar[str] = "generator"  # which network the EMA tracks and samples use
+    discriminators: ClassVar[tuple[str, ...]] = ("discriminator",)  # judge images (DiffAugment)
 
     def __init__(self, cfg: RunConfig, num_classes: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
         self.networks = nn.ModuleDict(self.build())
+        if cfg.train.diffaugment:
+            for name in self.discriminators:
+                attach_diffaugment(self.networks[name], cfg.train.diffaugment)
 
     @property
     def model_cfg(self) -> ModelConfig:

@@ -49,6 +49,7 @@ class WGAN(Objective):
     """A critic trained n_critic times per generator step on the Wasserstein estimate, clipped."""
 
     Config = WGANConfig
+    discriminators = ("critic",)
     description = "Arjovsky et al. 2017: Wasserstein critic with weight clipping, 5 critic steps"
 
     def build(self) -> dict[str, nn.Module]:
