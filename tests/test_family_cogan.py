@@ -6,11 +6,12 @@ import pytest
 import torch
 
 import gankit
+from gankit.data.transforms import edge_map
 from gankit.errors import ConfigError, GankitError
 from gankit.losses import bce_discriminator_loss, non_saturating_generator_loss
 from gankit.nets.cogan import CoupledDiscriminator, CoupledGenerator
 from gankit.objectives import OBJECTIVES
-from gankit.objectives.cogan import edge_map, to_domain_b
+from gankit.objectives.cogan import to_domain_b
 from gankit.train import Trainer
 from tests.conftest import tiny_config
 

@@ -41,6 +41,7 @@ class DataConfig(Section):
     labels: bool = False  # `folder`: class labels from sub-folder names
     download: bool = True  # fetch missing standard datasets (checksum-verified) when online
     max_images: int | None = Field(None, ge=1)  # use only the first N images
+    paired: bool = True  # two-domain sources that can be either: rows of A and B are pairs
 
     @property
     def stored_size(self) -> int:

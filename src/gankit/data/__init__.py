@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gankit.config import DataConfig
-from gankit.data import folder as _folder  # noqa: F401 - registers the sources in DATASETS
+from gankit.data import domains as _domains  # noqa: F401 - registers the sources in DATASETS
+from gankit.data import folder as _folder  # noqa: F401
 from gankit.data import sources as _sources  # noqa: F401
 from gankit.data.base import DATASETS, ImageSet
 

@@ -17,12 +17,26 @@ class ImageSet:
 
     images: (N, C, S, S) uint8, C = ``cfg.channels``, S = ``cfg.stored_size``.
     labels: (N,) int64 class indices, or None when the source has none.
+
+    Two-domain sets (image-to-image translation) also hold ``images_b``: (M, C_b, S, S) uint8,
+    domain B, while ``images`` is domain A. ``paired``: row i of both is one example (M == N,
+    cropped and flipped alike); unpaired domains are drawn independently.
     """
 
     images: torch.Tensor
     labels: torch.Tensor | None
     class_names: list[str] | None
     description: str  # e.g. "mnist train (60000 images)", for logs
+    images_b: torch.Tensor | None = None  # domain B of a two-domain set
+    paired: bool = False
+
+    def __post_init__(self) -> None:
+        if self.paired and (self.images_b is None or len(self.images_b) != len(self.images)):
+            raise ValueError("a paired set needs images_b with as many images as images")
+
+    @property
+    def two_domains(self) -> bool:
+        return self.images_b is not None
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -16,8 +16,45 @@ from gankit.config import DataConfig
 from gankit.data.base import ImageSet
 
 
+class _Order:
+    """A resumable walk through ``size`` indices: a fresh permutation each epoch, seeded by
+    (seed, epoch); with ``world_size`` > 1 each rank takes every world_size-th index."""
+
+    def __init__(self, size: int, seed: int, rank: int, world_size: int) -> None:
+        self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
+        self.epoch, self.position = 0, 0
+        self._order = self._epoch_order(0)
+
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        rng = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        permutation = torch.randperm(self.size, generator=rng)
+        return permutation[self.rank :: self.world_size]
+
+    def take(self, count: int) -> torch.Tensor:
+        """The next ``count`` indices, (count,) int64, crossing epochs as needed."""
+        taken: list[torch.Tensor] = []
+        while count > 0:
+            if self.position >= len(self._order):
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._epoch_order(self.epoch)
+            chunk = self._order[self.position : self.position + count]
+            taken.append(chunk)
+            self.position += len(chunk)
+            count -= len(chunk)
+        return torch.cat(taken)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "dataset_size": self.size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._order = self._epoch_order(self.epoch)
+
+
 class InfiniteLoader:
-    """Yields {"image": (B, C, R, R) float in [-1, 1], "label": (B,) int64} forever.
+    """Yields {"image": (B, C, R, R) float in [-1, 1], "label": (B,) int64} forever; for a
+    two-domain set {"a": (B, C, R, R), "b": (B, C_b, R, R)} instead (paired: the same examples,
+    cropped and flipped alike; unpaired: domain B in an order of its own).
 
     With ``world_size`` > 1 each rank takes every world_size-th index of the shared permutation.
     """
@@ -33,53 +70,48 @@ class InfiniteLoader:
         world_size: int = 1,
     ) -> None:
         self.images, self.cfg, self.batch_size = images, cfg, batch_size
-        self.seed, self.rank, self.world_size = seed, rank, world_size
         self.device = torch.device(device)
-        self.epoch, self.position = 0, 0
+        self.order = _Order(len(images), seed, rank, world_size)
+        self.order_b = None
+        if images.images_b is not None and not images.paired:
+            self.order_b = _Order(len(images.images_b), seed + 2, rank, world_size)
         self.augment_rng = torch.Generator().manual_seed(seed + 1)
-        self._order = self._epoch_order(0)
-
-    def _epoch_order(self, epoch: int) -> torch.Tensor:
-        rng = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        permutation = torch.randperm(len(self.images), generator=rng)
-        return permutation[self.rank :: self.world_size]
-
-    def _next_indices(self) -> torch.Tensor:
-        taken: list[torch.Tensor] = []
-        needed = self.batch_size
-        while needed > 0:
-            if self.position >= len(self._order):
-                self.epoch, self.position = self.epoch + 1, 0
-                self._order = self._epoch_order(self.epoch)
-            chunk = self._order[self.position : self.position + needed]
-            taken.append(chunk)
-            self.position += len(chunk)
-            needed -= len(chunk)
-        return torch.cat(taken)
 
     def __iter__(self) -> InfiniteLoader:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        indices = self._next_indices()
-        images = augment(self.images.images[indices], self.cfg, self.augment_rng)
-        batch = {"image": images.to(self.device, non_blocking=True)}
-        if self.images.labels is not None:
-            batch["label"] = self.images.labels[indices].to(self.device, non_blocking=True)
-        return batch
+        indices = self.order.take(self.batch_size)
+        images = self.images
+        if images.images_b is None:
+            batch = {"image": augment(images.images[indices], self.cfg, self.augment_rng)}
+            if images.labels is not None:
+                batch["label"] = images.labels[indices]
+        elif images.paired:
+            channels = images.images.shape[1]
+            both = torch.cat([images.images[indices], images.images_b[indices]], dim=1)
+            both = augment(both, self.cfg, self.augment_rng)
+            batch = {"a": both[:, :channels], "b": both[:, channels:]}
+        else:
+            assert self.order_b is not None
+            indices_b = self.order_b.take(self.batch_size)
+            batch = {
+                "a": augment(images.images[indices], self.cfg, self.augment_rng),
+                "b": augment(images.images_b[indices_b], self.cfg, self.augment_rng),
+            }
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "position": self.position,
-            "augment_rng": self.augment_rng.get_state(),
-            "dataset_size": len(self.images),
-        }
+        state = {**self.order.state_dict(), "augment_rng": self.augment_rng.get_state()}
+        if self.order_b is not None:
+            state["b"] = self.order_b.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.order.load_state_dict(state)
         self.augment_rng.set_state(state["augment_rng"])
-        self._order = self._epoch_order(self.epoch)
+        if self.order_b is not None:
+            self.order_b.load_state_dict(state["b"])
 
 
 def augment(images: torch.Tensor, cfg: DataConfig, rng: torch.Generator) -> torch.Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
@@ -159,3 +160,21 @@ def _composite_on_black(img: Image.Image) -> Image.Image:
     if blended.shape[-1] == 1:
         return Image.fromarray(blended[..., 0])
     return Image.fromarray(blended)
+
+
+SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
+SOBEL_FULL_STEP = 4.0  # Sobel response to a 0 -> 1 step edge: 1 + 2 + 1
+
+
+def edge_map(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) in [-1, 1] -> Sobel gradient magnitude per channel, scaled to [-1, 1].
+
+    Borders are replicated, so the frame adds no edges; a full black-to-white step maps to 1.
+    """
+    kernel_x = torch.tensor(SOBEL_X, device=images.device, dtype=images.dtype)
+    kernels = torch.stack([kernel_x, kernel_x.t()]).unsqueeze(1)  # (2, 1, 3, 3)
+    n, c, h, w = images.shape
+    unit = ((images + 1) / 2).reshape(n * c, 1, h, w)
+    gradients = F.conv2d(F.pad(unit, (1, 1, 1, 1), mode="replicate"), kernels)
+    magnitude = gradients.square().sum(dim=1).sqrt().reshape(n, c, h, w)
+    return (magnitude / SOBEL_FULL_STEP).clamp(0, 1) * 2 - 1

@@ -6,6 +6,7 @@ The trainer runs each objective's :class:`Phase` list every step: for a phase it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -13,7 +14,8 @@ import torch
 from torch import nn
 
 from gankit.config import ModelConfig, RunConfig
-from gankit.errors import GankitError
+from gankit.data.base import ImageSet
+from gankit.errors import ConfigError, GankitError
 from gankit.nets.augment import attach_diffaugment
 
 Batch = dict[str, torch.Tensor]  # "image": (N, C, H, W) float in [-1, 1]; "label": (N,) int64
@@ -50,6 +52,7 @@ class Objective(nn.Module):
     description: ClassVar[str] = ""
     sample_network: ClassVar[str] = "generator"  # which network the EMA tracks and samples use
     discriminators: ClassVar[tuple[str, ...]] = ("discriminator",)  # judge images (DiffAugment)
+    task: ClassVar[str] = "generate"  # "generate" (from noise) | "translate" (image to image)
 
     def __init__(self, cfg: RunConfig, num_classes: int = 0) -> None:
         super().__init__()
@@ -106,6 +109,23 @@ class Objective(nn.Module):
         reject_conditions(self.cfg.family, conditions)
         latent_dim = self.model_cfg.latent_dim  # type: ignore[attr-defined]
         return {"z": torch.randn(n, latent_dim, generator=generator, device=self.device)}
+
+    def check_data(self, images: ImageSet) -> None:
+        """Refuse data this family cannot train on with a one-line ConfigError: by default, a
+        two-domain translation set (the trainer calls this before training)."""
+        if images.two_domains:
+            raise ConfigError(
+                f"{self.cfg.family} generates images from noise; data.source="
+                f"{self.cfg.data.source!r} is a two-domain translation set: choose a one-domain "
+                "source (mnist-bundled, mnist, cifar10, folder, ...)"
+            )
+
+    def fixed_inputs(
+        self, n: int, generator: torch.Generator, data: Iterator[Batch]
+    ) -> dict[str, torch.Tensor]:
+        """The inputs of the fixed sample grids: by default :meth:`sample_inputs` from
+        ``generator``; translators take images from ``data`` (batches of n) instead."""
+        return self.sample_inputs(n, generator)
 
     def generate(
         self, inputs: dict[str, torch.Tensor], network: nn.Module | None = None

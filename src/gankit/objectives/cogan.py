@@ -30,11 +30,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from gankit.config import ModelConfig
+from gankit.data.transforms import edge_map
 from gankit.errors import ConfigError
 from gankit.losses import (
     bce_discriminator_loss,
@@ -45,9 +45,6 @@ from gankit.nets.cogan import CoupledDiscriminator, CoupledGenerator
 from gankit.objectives.base import Batch, Objective
 from gankit.objectives.registry import OBJECTIVES
 
-SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
-SOBEL_FULL_STEP = 4.0  # Sobel response to a 0 -> 1 step edge: 1 + 2 + 1
-
 
 class CoGANConfig(ModelConfig):
     latent_dim: int = Field(100, ge=1)  # length of z ~ N(0, I), shared by both domains
@@ -56,20 +53,6 @@ class CoGANConfig(ModelConfig):
     d_width: int = Field(64, ge=1)  # channels of each discriminator's own first layer
     max_channels: int = Field(512, ge=1)  # cap on the channels of any layer
     generator_loss: Literal["non-saturating", "minimax"] = "non-saturating"
-
-
-def edge_map(images: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) in [-1, 1] -> Sobel gradient magnitude per channel, scaled to [-1, 1].
-
-    Borders are replicated, so the frame adds no edges; a full black-to-white step maps to 1.
-    """
-    kernel_x = torch.tensor(SOBEL_X, device=images.device, dtype=images.dtype)
-    kernels = torch.stack([kernel_x, kernel_x.t()]).unsqueeze(1)  # (2, 1, 3, 3)
-    n, c, h, w = images.shape
-    unit = ((images + 1) / 2).reshape(n * c, 1, h, w)
-    gradients = F.conv2d(F.pad(unit, (1, 1, 1, 1), mode="replicate"), kernels)
-    magnitude = gradients.square().sum(dim=1).sqrt().reshape(n, c, h, w)
-    return (magnitude / SOBEL_FULL_STEP).clamp(0, 1) * 2 - 1
 
 
 def to_domain_b(images: torch.Tensor, kind: str) -> torch.Tensor:

@@ -116,6 +116,7 @@ class Trainer:
         self.images = images if images is not None else load_images(cfg.data)
         self.objective: Objective = OBJECTIVES.get(cfg.family)(cfg, self.images.num_classes)
         self.objective.to(self.device)
+        self.objective.check_data(self.images)
         self.phases = self.objective.phases()
         self.optimizers = {
             phase.name: make_optimizer(phase, self._parameters(phase.networks))
@@ -128,7 +129,9 @@ class Trainer:
             self.images, cfg.data, cfg.train.batch_size, cfg.train.seed, self.device
         )
         grid_rng = torch.Generator(self.device).manual_seed(cfg.train.seed)
-        self.fixed_inputs = self.objective.sample_inputs(cfg.train.grid_size**2, grid_rng)
+        grid = cfg.train.grid_size**2
+        preview = InfiniteLoader(self.images, cfg.data, grid, cfg.train.seed + 7, self.device)
+        self.fixed_inputs = self.objective.fixed_inputs(grid, grid_rng, preview)
         self.evaluation = (
             PeriodicEvaluation(cfg, self.images, self.device) if cfg.eval.metrics else None
         )
