@@ -243,3 +243,13 @@ def test_periodic_evaluation_logs_metrics_keeps_the_best_and_leaves_training_alo
     best = load_checkpoint(tmp_path / "evaluated" / "checkpoints" / "best.pt")
     assert best["best"]["value"] == min(r["value"] for r in records)
     assert best["step"] == best["best"]["step"]
+
+
+def test_the_objective_lr_factor_scales_every_phase_learning_rate(tmp_path):
+    trainer = Trainer(tiny_config("dcgan"), tmp_path)
+    trainer.objective.lr_factor = lambda step: 1.0 / (step + 2)  # type: ignore[method-assign]
+    trainer.train_step()
+    trainer.train_step()  # step 1: factor 1/3
+    for phase in trainer.phases:
+        [group] = trainer.optimizers[phase.name].param_groups
+        assert group["lr"] == pytest.approx(phase.lr / 3)

@@ -142,6 +142,11 @@ class Objective(nn.Module):
     def set_step(self, step: int) -> None:
         """Called by the trainer before each training step (e.g. ProGAN's fade-in schedule)."""
 
+    def lr_factor(self, step: int) -> float:
+        """The factor on every phase's learning rate at ``step`` (a schedule, e.g. CycleGAN's
+        linear decay); a function of the step alone, so resuming continues it exactly."""
+        return 1.0
+
     def after_step(self, phase: str) -> None:
         """Called by the trainer after each optimiser step of ``phase`` (e.g. weight clipping)."""
 

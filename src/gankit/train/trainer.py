@@ -169,6 +169,9 @@ class Trainer:
         for name, network in self.objective.networks.items():
             network.requires_grad_(name in phase.networks)
         optimizer = self.optimizers[phase.name]
+        lr = phase.lr * self.objective.lr_factor(self.step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         for _ in range(phase.repeats):
             batch = next(self.loader) if phase.needs_data else None
             with self._autocast():
