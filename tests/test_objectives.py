@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from gankit.errors import GankitError
 from gankit.losses import (
     bce_discriminator_loss,
     minimax_generator_loss,
@@ -109,6 +110,16 @@ def test_each_family_resumes_bit_identically_and_exports(family, tmp_path):
     import gankit
 
     loaded = gankit.load(tmp_path / "straight")
+    if loaded.is_translator:
+        inputs = straight.fixed_inputs["a"][:2]
+        scale = straight.objective.scale
+        expected = straight.objective.generate_eval({"a": inputs})
+        translated = loaded.translate(inputs)
+        assert translated.shape[-2:] == (inputs.shape[-2] * scale, inputs.shape[-1] * scale)
+        assert torch.equal(translated, straight.objective.metric_view(expected))
+        with pytest.raises(GankitError, match="translate"):
+            loaded.sample(3, seed=1)
+        return
     images = loaded.sample(3, seed=1)
     assert images.shape[0] == 3 and images.min() >= -1 and images.max() <= 1
     assert torch.equal(images, loaded.sample(3, seed=1))

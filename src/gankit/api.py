@@ -43,6 +43,21 @@ class LoadedGenerator:
         """
         return self.objective.sample(n, self.network, seed, batch_size, **conditions).float().cpu()
 
+    @property
+    def is_translator(self) -> bool:
+        """True for image-to-image families (they ``translate``; the others ``sample``)."""
+        return self.objective.task == "translate"
+
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor) -> torch.Tensor:
+        """Domain-A images (N, C_a, h, w) in [-1, 1], in one pass -> domain B
+        (N, C_b, h * scale, w * scale) in [-1, 1] on the CPU. Large images: translate_image."""
+        if not self.is_translator:
+            raise GankitError(f"{self.family} generates images from noise: use sample(), not "
+                              "translate()")  # fmt: skip
+        inputs = images.to(self.objective.device, torch.float32)
+        return self.objective.translate(inputs, self.network).float().cpu()
+
     @torch.no_grad()
     def interpolate(
         self, seed_a: int, seed_b: int, steps: int = 8, **conditions: Any
