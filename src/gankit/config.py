@@ -42,17 +42,42 @@ class DataConfig(Section):
     download: bool = True  # fetch missing standard datasets (checksum-verified) when online
     max_images: int | None = Field(None, ge=1)  # use only the first N images
     paired: bool = True  # two-domain sources that can be either: rows of A and B are pairs
+    # Translation sources (`unpaired`, `paired`; see gankit.data.translation). With `resize` unset
+    # and crop=random they keep every image at its own size and crop at random per batch.
+    direction: Literal["AtoB", "BtoA"] = "AtoB"  # BtoA: what the files call B is domain A
+    a_kind: Literal["image", "labels"] = "image"  # labels: domain A is class-index maps (SPADE)
+    channels_a: Literal[1, 3] | None = None  # domain A's channels; None = `channels`; labels: 1
+    max_side: int | None = Field(None, ge=4)  # kept sizes: longer side at most this; None = any
 
     @property
     def stored_size(self) -> int:
         """Side of the images kept in memory: ``resize`` if set, else ``resolution``."""
         return self.resize or self.resolution
 
+    @property
+    def variable_size(self) -> bool:
+        """Translation sources keep each image at its own size (random crops per batch)."""
+        return self.resize is None and self.crop == "random"
+
+    @property
+    def domain_a_channels(self) -> int:
+        """Channels of domain A: 1 for label maps, else ``channels_a`` or ``channels``."""
+        return 1 if self.a_kind == "labels" else self.channels_a or self.channels
+
     @model_validator(mode="after")
     def _resize_covers_resolution(self) -> DataConfig:
         if self.resize is not None and self.resize < self.resolution:
             raise ValueError(
                 f"data.resize ({self.resize}) must be >= data.resolution ({self.resolution})"
+            )
+        if self.max_side is not None and self.max_side < self.resolution:
+            raise ValueError(
+                f"data.max_side ({self.max_side}) must be >= data.resolution ({self.resolution})"
+            )
+        if self.a_kind == "labels" and self.channels_a == 3:
+            raise ValueError(
+                "data.channels_a=3 with data.a_kind=labels: label maps are one channel of class "
+                "indices (leave channels_a unset or 1)"
             )
         return self
 
@@ -77,6 +102,11 @@ class TrainConfig(Section):
     sample_every: int = Field(250, ge=0)  # steps between sample grids (0 = only at the end)
     checkpoint_every: int = Field(500, ge=0)  # steps between checkpoints (0 = only at the end)
     log_every: int = Field(25, ge=1)  # steps between reading losses back (a host sync)
+    # A step whose loss or gradients are NaN/Inf is always skipped (not applied) and counted.
+    # After `nonfinite_patience` such steps in a row: "rollback" reloads the latest checkpoint
+    # with the learning rates halved (at most 3 times, then stops); "stop" stops at once.
+    nonfinite: Literal["rollback", "stop"] = "rollback"
+    nonfinite_patience: int = Field(10, ge=1)
     progress: bool = True  # tqdm progress bar
     # DiffAugment (Zhao et al. 2020) on every discriminator input, real and fake, in D and G
     # steps: any of color, translation, cutout (the paper's choice for small data: all three).

@@ -32,6 +32,7 @@ from gankit.train import checkpoint as ckpt
 from gankit.train.ema import EMA
 from gankit.train.evaluation import PeriodicEvaluation
 from gankit.train.export import export_generator
+from gankit.train.guard import MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, NonFiniteGuard
 from gankit.train.history import append_record, plot_losses, read_records, truncate_after
 from gankit.train.images import save_grid
 from gankit.train.run_dir import RunDir
@@ -124,6 +125,7 @@ class Trainer:
         }
         sampled = self.objective.networks[self.objective.sample_network]
         self.ema = EMA(sampled, cfg.train.ema_decay) if cfg.train.ema else None
+        self.guard = NonFiniteGuard(cfg.train.nonfinite_patience)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
         self.loader = InfiniteLoader(
             self.images, cfg.data, cfg.train.batch_size, cfg.train.seed, self.device
@@ -140,6 +142,7 @@ class Trainer:
         self.step = 0
         self._stats: dict[str, torch.Tensor] = {}
         self._stats_count: dict[str, int] = {}
+        self._skipped_logged = 0  # guard.skipped at the last log line
         self._writer: Any = None  # TensorBoard SummaryWriter while fit() runs
         self._log_file: logging.Handler | None = None  # the run's log.txt while fit() runs
         if resume:
@@ -169,7 +172,7 @@ class Trainer:
         for name, network in self.objective.networks.items():
             network.requires_grad_(name in phase.networks)
         optimizer = self.optimizers[phase.name]
-        lr = phase.lr * self.objective.lr_factor(self.step)
+        lr = phase.lr * self.objective.lr_factor(self.step) * self.guard.lr_scale
         for group in optimizer.param_groups:
             group["lr"] = lr
         for _ in range(phase.repeats):
@@ -178,6 +181,10 @@ class Trainer:
                 loss, stats = self.objective.loss(phase.name, batch)
             optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            if not self.guard.is_finite(loss, optimizer, not self.scaler.is_enabled()):
+                optimizer.zero_grad(set_to_none=True)
+                self.guard.skip()
+                continue
             self.scaler.step(optimizer)
             self.scaler.update()
             self.objective.after_step(phase.name)
@@ -193,6 +200,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.objective.networks[self.objective.sample_network])
         self.step += 1
+        self.guard.end_step()
 
     def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
         # Sums stay on the device: reading them back (a host sync) happens every log_every steps.
@@ -225,6 +233,10 @@ class Trainer:
             with StopSignals() as stop:
                 while self.step < train.steps:
                     self.train_step()
+                    if self.guard.exhausted:
+                        self._on_nonfinite()
+                        progress.n = self.step
+                        continue
                     progress.update(1)
                     if self.step % train.log_every == 0:
                         clock = self._log_stats(progress, clock)
@@ -280,6 +292,12 @@ class Trainer:
         elapsed_steps = self.step - clock[1]
         if elapsed_steps > 0 and now > clock[0]:
             record["images_per_s"] = elapsed_steps * self.cfg.train.batch_size / (now - clock[0])
+        if self.guard.skipped:
+            record["skipped_steps"] = self.guard.skipped  # over the whole run
+            if self.guard.skipped > self._skipped_logged:
+                log.warning("step %d: %d optimiser steps with NaN/Inf losses or gradients "
+                            "skipped so far", self.step, self.guard.skipped)  # fmt: skip
+            self._skipped_logged = self.guard.skipped
         append_record(self.run.losses, record)
         if self._writer is not None:
             for key, value in record.items():
@@ -378,6 +396,7 @@ class Trainer:
             "objective": self.objective.extra_state(),
             "best": self.evaluation.best if self.evaluation else None,
             "rng": ckpt.capture_rng(),
+            "guard": self.guard.state_dict(),
         }
 
     def save_checkpoint(self) -> Path:
@@ -401,6 +420,13 @@ class Trainer:
                 f"cannot resume {self.run.root}: the dataset has {len(self.images)} images, the "
                 f"checkpoint was trained on {state['loader']['dataset_size']}"
             )
+        self._load_state(state)
+        truncate_after(self.run.losses, self.step)
+        truncate_after(self.run.metrics, self.step)
+        log.info("resumed %s at step %d", self.run.root, self.step)
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        """Everything a checkpoint holds back into the trainer (after _resume's checks)."""
         for name, network in self.objective.networks.items():
             network.load_state_dict(state["networks"][name])
         if self.ema is not None and state["ema"] is not None:
@@ -415,9 +441,37 @@ class Trainer:
         if self.evaluation is not None:
             self.evaluation.best = state.get("best")
         ckpt.restore_rng(state["rng"])
+        if "guard" in state:
+            self.guard.load_state_dict(state["guard"])
+
+    def _on_nonfinite(self) -> None:
+        """``nonfinite_patience`` steps in a row were skipped: roll back or stop."""
+        guard, train = self.guard, self.cfg.train
+        what = (
+            f"losses or gradients were NaN/Inf in {guard.streak} steps in a row (the last: step "
+            f"{self.step - 1}; {guard.skipped} optimiser steps skipped in all)"
+        )
+        if train.nonfinite == "stop" or guard.rollbacks >= MAX_ROLLBACKS:
+            reason = "train.nonfinite=stop" if train.nonfinite == "stop" else (
+                f"{MAX_ROLLBACKS} rollbacks did not help")  # fmt: skip
+            raise TrainingDiverged(
+                f"{what}; stopped ({reason}); the last good checkpoint is {self.run.latest} "
+                "(resume it with a lower learning rate)"
+            )
+        if not self.run.latest.is_file():
+            raise TrainingDiverged(f"{what}; no checkpoint to roll back to: lower the learning "
+                                   "rate or set train.checkpoint_every")  # fmt: skip
+        rollbacks, skipped = guard.rollbacks + 1, guard.skipped
+        self._load_state(ckpt.load_checkpoint(self.run.latest, map_location=self.device))
+        guard.rollbacks, guard.skipped, guard.streak = rollbacks, skipped, 0
+        guard.lr_scale = ROLLBACK_LR_FACTOR**rollbacks
+        self._stats, self._stats_count = {}, {}
         truncate_after(self.run.losses, self.step)
         truncate_after(self.run.metrics, self.step)
-        log.info("resumed %s at step %d", self.run.root, self.step)
+        log.warning(
+            "%s: rolled back to the checkpoint of step %d with learning rates x%g (rollback %d "
+            "of at most %d)", what, self.step, guard.lr_scale, rollbacks, MAX_ROLLBACKS,
+        )  # fmt: skip
 
 
 def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
