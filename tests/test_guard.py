@@ -96,3 +96,37 @@ def test_nan_at_the_cli_exits_2_with_one_line(tmp_path):
     assert result.returncode == 2, result.stderr
     [line] = [x for x in result.stderr.splitlines() if x.startswith("gankit: error:")]
     assert "NaN/Inf" in line and "Traceback" not in result.stderr
+
+
+def test_keep_checkpoints_keeps_the_newest_n(tmp_path):
+    cfg = tiny_config("dcgan", "train.steps=10", "train.checkpoint_every=2",
+                      "train.keep_checkpoints=3")  # fmt: skip
+    Trainer(cfg, tmp_path).fit()
+    folder = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folder.glob("*.pt")) == [
+        "latest.pt", "step-000006.pt", "step-000008.pt"]  # fmt: skip
+    from gankit.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(folder / "step-000006.pt")["step"] == 6
+    assert load_checkpoint(folder / "latest.pt")["step"] == 10
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    from gankit.errors import CheckpointError
+    from gankit.train import checkpoint as ckpt
+
+    trainer = Trainer(tiny_config("dcgan", "train.steps=6", "train.checkpoint_every=2"), tmp_path)
+    real_save = torch.save
+
+    def disk_full(state, file):
+        if state["step"] == 4:
+            file.write(b"partial")
+            raise OSError(28, "No space left on device")
+        real_save(state, file)
+
+    monkeypatch.setattr(ckpt.torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match="No space left on device") as error:
+        trainer.fit()
+    assert "previous checkpoint (step 2) is intact" in str(error.value)
+    assert ckpt.load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["step"] == 2
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))

@@ -101,6 +101,7 @@ class TrainConfig(Section):
     grid_size: int = Field(5, ge=1, le=32)  # fixed-noise sample grids are grid_size x grid_size
     sample_every: int = Field(250, ge=0)  # steps between sample grids (0 = only at the end)
     checkpoint_every: int = Field(500, ge=0)  # steps between checkpoints (0 = only at the end)
+    keep_checkpoints: int = Field(1, ge=1)  # latest.pt + the N - 1 before it (step-XXXXXX.pt)
     log_every: int = Field(25, ge=1)  # steps between reading losses back (a host sync)
     # A step whose loss or gradients are NaN/Inf is always skipped (not applied) and counted.
     # After `nonfinite_patience` such steps in a row: "rollback" reloads the latest checkpoint

@@ -7,8 +7,10 @@ truncated write) is refused with one line.
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -29,6 +31,23 @@ ARCHITECTURE_KEYS = ("family", "model", "data.resolution", "data.channels")
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     state = {"format": FORMAT, "gankit_version": __version__, **state}
     atomic_write(path, lambda file: torch.save(state, file))
+
+
+def keep_copy(latest: Path, kept: Path) -> None:
+    """Keep the current ``latest`` under the name ``kept`` before it is replaced: a hard link
+    (the rename of the next save leaves it pointing at the old file), else a copy."""
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(latest, kept)
+    except OSError:
+        shutil.copy2(latest, kept)
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest ``step-*.pt`` checkpoints in ``folder``."""
+    kept = sorted(folder.glob("step-*.pt"))
+    for old in kept[: max(len(kept) - keep, 0)]:
+        old.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

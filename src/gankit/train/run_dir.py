@@ -22,6 +22,10 @@ class RunDir:
     def latest(self) -> Path:
         return self.checkpoints / "latest.pt"
 
+    def step_checkpoint(self, step: int) -> Path:
+        """An older checkpoint kept by ``train.keep_checkpoints``."""
+        return self.checkpoints / f"step-{step:06d}.pt"
+
     @property
     def best(self) -> Path:
         return self.checkpoints / "best.pt"

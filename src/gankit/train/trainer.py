@@ -143,6 +143,7 @@ class Trainer:
         self._stats: dict[str, torch.Tensor] = {}
         self._stats_count: dict[str, int] = {}
         self._skipped_logged = 0  # guard.skipped at the last log line
+        self._latest_step: int | None = None  # the step checkpoints/latest.pt holds
         self._writer: Any = None  # TensorBoard SummaryWriter while fit() runs
         self._log_file: logging.Handler | None = None  # the run's log.txt while fit() runs
         if resume:
@@ -400,8 +401,26 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        ckpt.save_checkpoint(self.state_dict(), self.run.latest)
-        return self.run.latest
+        """Write ``checkpoints/latest.pt`` atomically. With ``train.keep_checkpoints`` = N > 1
+        the previous latest stays as ``step-XXXXXX.pt`` (a hard link: no copy), N - 1 of them.
+
+        A failed write (disk full, permissions) leaves the previous checkpoint intact and is one
+        :class:`CheckpointError` line."""
+        latest, keep = self.run.latest, self.cfg.train.keep_checkpoints
+        previous = self._latest_step
+        try:
+            if keep > 1 and latest.is_file() and previous is not None and previous != self.step:
+                ckpt.keep_copy(latest, self.run.step_checkpoint(previous))
+            ckpt.save_checkpoint(self.state_dict(), latest)
+        except OSError as exc:
+            before = f"step {previous}" if previous is not None else "none"
+            raise CheckpointError(
+                f"could not write the checkpoint of step {self.step} to {latest} "
+                f"({exc.strerror or exc}); the previous checkpoint ({before}) is intact"
+            ) from None
+        self._latest_step = self.step
+        ckpt.prune(self.run.checkpoints, keep - 1)
+        return latest
 
     def _resume(self) -> None:
         state = ckpt.load_checkpoint(self.run.latest, map_location=self.device)
@@ -441,6 +460,7 @@ class Trainer:
         if self.evaluation is not None:
             self.evaluation.best = state.get("best")
         ckpt.restore_rng(state["rng"])
+        self._latest_step = self.step
         if "guard" in state:
             self.guard.load_state_dict(state["guard"])
 
