@@ -440,6 +440,8 @@ class Trainer:
                 f"checkpoint was trained on {state['loader']['dataset_size']}"
             )
         self._load_state(state)
+        for partial in self.run.checkpoints.glob(".*.tmp"):  # a write killed half-way
+            partial.unlink(missing_ok=True)
         truncate_after(self.run.losses, self.step)
         truncate_after(self.run.metrics, self.step)
         log.info("resumed %s at step %d", self.run.root, self.step)
