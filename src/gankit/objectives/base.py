@@ -21,6 +21,22 @@ from gankit.nets.augment import attach_diffaugment
 Batch = dict[str, torch.Tensor]  # "image": (N, C, H, W) float in [-1, 1]; "label": (N,) int64
 
 
+def discriminator_accuracy(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, threshold: float | None = 0.0
+) -> torch.Tensor:
+    """How often D tells real from fake: (P[real > t] + P[fake < t]) / 2, a detached scalar.
+
+    real_scores, fake_scores: D's raw outputs (any shape). ``threshold`` t is the family's
+    decision boundary (0 for logits and hinge scores, (a + b) / 2 for least squares); None: the
+    midpoint of the two means (Wasserstein critics, whose scores have no fixed scale). 0.5 is a
+    balanced game, 1.0 a discriminator that wins every time (the trainer warns, see
+    :mod:`gankit.train.health`).
+    """
+    real, fake = real_scores.detach().float(), fake_scores.detach().float()
+    t = (real.mean() + fake.mean()) / 2 if threshold is None else threshold
+    return ((real > t).float().mean() + (fake < t).float().mean()) / 2
+
+
 def reject_conditions(family: str, conditions: dict[str, Any]) -> None:
     """A family without labels or truncation refuses them with one line, instead of ignoring."""
     given = [name for name, value in conditions.items() if value is not None]

@@ -30,7 +30,7 @@ from gankit.nets.conditional import (
     ConditionalMLPDiscriminator,
     ConditionalMLPGenerator,
 )
-from gankit.objectives.base import Batch, Objective, reject_conditions
+from gankit.objectives.base import Batch, Objective, discriminator_accuracy, reject_conditions
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -104,6 +104,7 @@ class CGAN(Objective):
             "loss_d": loss.detach(),
             "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
+            "d_accuracy": discriminator_accuracy(real_logits, fake_logits),
         }
         return loss, stats
 

@@ -42,7 +42,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.nets.cogan import CoupledDiscriminator, CoupledGenerator
-from gankit.objectives.base import Batch, Objective
+from gankit.objectives.base import Batch, Objective, discriminator_accuracy
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -121,6 +121,11 @@ class CoGAN(Objective):
             "d_fake_a": mean_probability(fake_logits_a),
             "d_real_b": mean_probability(real_logits_b),
             "d_fake_b": mean_probability(fake_logits_b),
+            "d_accuracy": (
+                discriminator_accuracy(real_logits_a, fake_logits_a)
+                + discriminator_accuracy(real_logits_b, fake_logits_b)
+            )
+            / 2,
         }
         return loss, stats
 

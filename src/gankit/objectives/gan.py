@@ -21,7 +21,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.nets import MLPDiscriminator, MLPGenerator
-from gankit.objectives.base import Batch, Objective
+from gankit.objectives.base import Batch, Objective, discriminator_accuracy
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -69,6 +69,7 @@ class GAN(Objective):
             "loss_d": loss.detach(),
             "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
+            "d_accuracy": discriminator_accuracy(real_logits, fake_logits),
         }
         return loss, stats
 

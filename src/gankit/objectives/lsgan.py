@@ -22,6 +22,7 @@ from torch import nn
 from gankit.config import ModelConfig
 from gankit.losses import least_squares_discriminator_loss, least_squares_generator_loss
 from gankit.nets import DCGANDiscriminator, DCGANGenerator
+from gankit.objectives.base import discriminator_accuracy
 from gankit.objectives.gan import GAN
 from gankit.objectives.registry import OBJECTIVES
 
@@ -66,6 +67,7 @@ class LSGAN(GAN):
             "loss_d": loss.detach(),
             "d_real": real_scores.detach().float().mean(),  # raw scores: near b when D wins
             "d_fake": fake_scores.detach().float().mean(),  # near a when D wins
+            "d_accuracy": discriminator_accuracy(real_scores, fake_scores, (m.a + m.b) / 2),
         }
         return loss, stats
 

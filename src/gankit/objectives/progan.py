@@ -53,7 +53,7 @@ from gankit.nets.progan import (
     check_resolutions,
     progan_resolutions,
 )
-from gankit.objectives.base import Batch, Objective, Phase
+from gankit.objectives.base import Batch, Objective, Phase, discriminator_accuracy
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -197,6 +197,7 @@ class ProGAN(Objective):
             "wasserstein": -wasserstein.detach(),  # E[D(x)] - E[D(G(z))]
             "gradient_penalty": penalty.detach(),
             "drift": drift.detach(),
+            "d_accuracy": discriminator_accuracy(real_scores, fake_scores, threshold=None),
             "stage": torch.full((), float(self.stage), device=device),
             "alpha": torch.full((), self.alpha, device=device),
         }

@@ -27,7 +27,13 @@ from gankit.config import ModelConfig
 from gankit.errors import ConfigError, GankitError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
 from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
-from gankit.objectives.base import Batch, Objective, Phase, reject_conditions
+from gankit.objectives.base import (
+    Batch,
+    Objective,
+    Phase,
+    discriminator_accuracy,
+    reject_conditions,
+)
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -108,6 +114,7 @@ class SNGAN(Objective):
             "loss_d": loss.detach(),
             "d_real": real_scores.detach().float().mean(),
             "d_fake": fake_scores.detach().float().mean(),
+            "d_accuracy": discriminator_accuracy(real_scores, fake_scores),
         }
         return loss, stats
 

@@ -25,7 +25,7 @@ from gankit.config import ModelConfig
 from gankit.losses import wasserstein_critic_loss, wasserstein_generator_loss
 from gankit.nets import DCGANGenerator
 from gankit.nets.critic import CriticNorm, DCGANCritic
-from gankit.objectives.base import Batch, Objective, Phase
+from gankit.objectives.base import Batch, Objective, Phase, discriminator_accuracy
 from gankit.objectives.registry import OBJECTIVES
 
 
@@ -96,6 +96,7 @@ class WGAN(Objective):
             "wasserstein": -loss.detach(),
             "critic_real": real_scores.detach().float().mean(),
             "critic_fake": fake_scores.detach().float().mean(),
+            "d_accuracy": discriminator_accuracy(real_scores, fake_scores, threshold=None),
         }
         return loss, stats
 

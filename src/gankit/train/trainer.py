@@ -33,6 +33,7 @@ from gankit.train.ema import EMA
 from gankit.train.evaluation import PeriodicEvaluation
 from gankit.train.export import export_generator
 from gankit.train.guard import MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, NonFiniteGuard
+from gankit.train.health import HealthMonitor, diversity
 from gankit.train.history import append_record, plot_losses, read_records, truncate_after
 from gankit.train.images import save_grid
 from gankit.train.run_dir import RunDir
@@ -134,6 +135,11 @@ class Trainer:
         grid = cfg.train.grid_size**2
         preview = InfiniteLoader(self.images, cfg.data, grid, cfg.train.seed + 7, self.device)
         self.fixed_inputs = self.objective.fixed_inputs(grid, grid_rng, preview)
+        self.health = None
+        if grid >= 2:
+            real = next(preview)
+            real_images = real.get("b", real.get("image"))
+            self.health = HealthMonitor(diversity(real_images), cfg.train.steps)
         self.evaluation = (
             PeriodicEvaluation(cfg, self.images, self.device) if cfg.eval.metrics else None
         )
@@ -300,6 +306,8 @@ class Trainer:
                             "skipped so far", self.step, self.guard.skipped)  # fmt: skip
             self._skipped_logged = self.guard.skipped
         append_record(self.run.losses, record)
+        if self.health is not None:
+            self._warn(self.health.check_stats(self.step, record))
         if self._writer is not None:
             for key, value in record.items():
                 if key != "step":
@@ -374,13 +382,27 @@ class Trainer:
     def save_sample_grid(self) -> Path:
         images = self.sample_fixed()
         path = save_grid(images, self.run.sample_grid(self.step), columns=self.cfg.train.grid_size)
+        ratio = None
+        if self.health is not None:
+            ratio = self.health.diversity_ratio(self.objective.metric_view(images))
+            self._warn(self.health.check_samples(self.step, ratio))
         if self._writer is not None:
             from gankit.train.images import make_grid
 
             self._writer.add_image(
                 "samples", make_grid(images, self.cfg.train.grid_size), self.step
             )
+            if ratio is not None:
+                self._writer.add_scalar("health/diversity_ratio", ratio, self.step)
         return path
+
+    def _warn(self, warning: str | None) -> None:
+        """A health warning: to the log and TensorBoard."""
+        if warning is None:
+            return
+        log.warning(warning)
+        if self._writer is not None:
+            self._writer.add_text("health", warning, self.step)
 
     def state_dict(self) -> dict[str, Any]:
         return {
