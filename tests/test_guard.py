@@ -130,3 +130,19 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
     assert "previous checkpoint (step 2) is intact" in str(error.value)
     assert ckpt.load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["step"] == 2
     assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_out_of_memory_is_one_line_suggesting_a_smaller_batch(tmp_path, monkeypatch):
+    from gankit.errors import GankitError
+
+    trainer = Trainer(tiny_config("dcgan", "train.steps=4"), tmp_path)
+
+    def too_big():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trainer, "train_step", too_big)
+    with pytest.raises(GankitError, match="out of memory") as error:
+        trainer.fit()
+    message = str(error.value)
+    assert "train.batch_size=4" in message and "\n" not in message
+    assert "train.precision=bf16" in message

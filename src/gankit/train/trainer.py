@@ -209,6 +209,26 @@ class Trainer:
         self.step += 1
         self.guard.end_step()
 
+    def _guarded_step(self) -> None:
+        """:meth:`train_step`, with running out of memory turned into one line that says what
+        to change (the step's partial work is dropped; the last checkpoint is intact)."""
+        try:
+            self.train_step()
+        except torch.OutOfMemoryError:
+            for optimizer in self.optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            used = ""
+            if self.device.type == "cuda":
+                free, total = torch.cuda.mem_get_info(self.device)
+                used = f" ({(total - free) / 2**30:.1f} of {total / 2**30:.1f} GiB in use)"
+                torch.cuda.empty_cache()
+            batch = self.cfg.train.batch_size
+            raise GankitError(
+                f"out of memory on {self.device}{used} at train.batch_size={batch}, step "
+                f"{self.step}: try --set train.batch_size={max(batch // 2, 1)}"
+                + (" or --set train.precision=bf16" if self.cfg.train.precision == "fp32" else "")
+            ) from None
+
     def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
         # Sums stay on the device: reading them back (a host sync) happens every log_every steps.
         # Each statistic has its own count: phases run at different rates.
@@ -239,7 +259,7 @@ class Trainer:
             self._prepare_run_dir()
             with StopSignals() as stop:
                 while self.step < train.steps:
-                    self.train_step()
+                    self._guarded_step()
                     if self.guard.exhausted:
                         self._on_nonfinite()
                         progress.n = self.step
