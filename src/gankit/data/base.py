@@ -21,13 +21,17 @@ class ImageSet:
     Two-domain sets (image-to-image translation) also hold ``images_b``: (M, C_b, S, S) uint8,
     domain B, while ``images`` is domain A. ``paired``: row i of both is one example (M == N,
     cropped and flipped alike); unpaired domains are drawn independently.
+
+    Translation sources that keep every image at its own size (``data.variable_size``) hold
+    LISTS of (C, H_i, W_i) uint8 tensors instead, each side >= ``data.resolution``; the loader
+    cuts random crops from them.
     """
 
-    images: torch.Tensor
+    images: torch.Tensor | list[torch.Tensor]
     labels: torch.Tensor | None
     class_names: list[str] | None
     description: str  # e.g. "mnist train (60000 images)", for logs
-    images_b: torch.Tensor | None = None  # domain B of a two-domain set
+    images_b: torch.Tensor | list[torch.Tensor] | None = None  # domain B of a two-domain set
     paired: bool = False
 
     def __post_init__(self) -> None:
@@ -39,7 +43,7 @@ class ImageSet:
         return self.images_b is not None
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return len(self.images)
 
     @property
     def num_classes(self) -> int:

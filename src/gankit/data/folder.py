@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
@@ -9,7 +10,7 @@ import os
 import stat
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -52,7 +53,7 @@ def image_folder(cfg: DataConfig) -> ImageSet:
         raise DataError("data.root must name a folder or .zip of images for data.source=folder")
     root = Path(cfg.root).expanduser()
     if root.is_dir():
-        return _decode_candidates(_folder_candidates(root), [], str(root), cfg)
+        return _decode_candidates(folder_candidates(root), [], str(root), cfg)
     if root.is_file() and root.suffix.lower() == ".zip":
         return _load_zip(root, cfg)
     if not root.exists():
@@ -61,7 +62,7 @@ def image_folder(cfg: DataConfig) -> ImageSet:
 
 
 @dataclass
-class _Candidate:
+class Candidate:
     """A file that should hold an image."""
 
     path: PurePosixPath  # relative to the folder or zip root
@@ -69,11 +70,11 @@ class _Candidate:
     read: Callable[[], bytes]
 
 
-class _Skip(Exception):
+class Skip(Exception):
     """A file that is not used; the message is the reason shown in the warning."""
 
 
-def _folder_candidates(root: Path) -> list[_Candidate]:
+def folder_candidates(root: Path) -> list[Candidate]:
     """Image files under ``root``; symlinked folders are followed but each real folder once."""
     candidates, visited = [], set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
@@ -82,10 +83,10 @@ def _folder_candidates(root: Path) -> list[_Candidate]:
             subfolders[:] = []
             continue
         visited.add(real)
-        subfolders[:] = [name for name in subfolders if not _is_hidden(name)]
+        subfolders[:] = [name for name in subfolders if not is_hidden(name)]
         for name in files:
             path = Path(folder, name)
-            if _is_hidden(name) or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            if is_hidden(name) or path.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
             try:
                 status = path.stat()
@@ -95,21 +96,27 @@ def _folder_candidates(root: Path) -> list[_Candidate]:
                 continue  # a FIFO or device named *.png: reading it could block forever
             size = status.st_size if status else 0
             relative = PurePosixPath(path.relative_to(root).as_posix())
-            candidates.append(_Candidate(relative, size, path.read_bytes))
+            candidates.append(Candidate(relative, size, path.read_bytes))
     return candidates
 
 
 def _load_zip(archive_path: Path, cfg: DataConfig) -> ImageSet:
     try:
         with zipfile.ZipFile(archive_path) as archive:
-            candidates, skipped = _zip_candidates(archive)
+            candidates, skipped = zip_candidates(archive)
             return _decode_candidates(candidates, skipped, str(archive_path), cfg)
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise DataError(f"{archive_path}: not a readable zip file ({exc})") from None
 
 
-def _zip_candidates(archive: zipfile.ZipFile) -> tuple[list[_Candidate], list[tuple[str, str]]]:
-    """Image members of ``archive``, and the (name, reason) of members refused for their path."""
+def zip_candidates(
+    archive: zipfile.ZipFile, strip_wrapper: bool = True
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
+    """Image members of ``archive``, and the (name, reason) of members refused for their path.
+
+    ``strip_wrapper``: when every image lies inside one top-level folder, paths are made relative
+    to that folder (the zip then reads as the folder it was made from).
+    """
     candidates, skipped = [], []
     for info in archive.infolist():
         if info.is_dir():
@@ -119,20 +126,21 @@ def _zip_candidates(archive: zipfile.ZipFile) -> tuple[list[_Candidate], list[tu
         if not parts or name.startswith("/") or ".." in parts or ":" in parts[0]:
             skipped.append((info.filename, "unsafe path in zip"))
             continue
-        hidden = any(_is_hidden(part) for part in parts)
+        hidden = any(is_hidden(part) for part in parts)
         if hidden or PurePosixPath(name).suffix.lower() not in IMAGE_EXTENSIONS:
             continue
         read = functools.partial(archive.read, info)
-        candidates.append(_Candidate(PurePosixPath(name), info.file_size, read))
+        candidates.append(Candidate(PurePosixPath(name), info.file_size, read))
     tops = {candidate.path.parts[0] for candidate in candidates}
-    if len(tops) == 1 and all(len(candidate.path.parts) > 1 for candidate in candidates):
+    nested = all(len(candidate.path.parts) > 1 for candidate in candidates)
+    if strip_wrapper and len(tops) == 1 and nested:
         for candidate in candidates:  # one wrapping folder: read it as the root
             candidate.path = PurePosixPath(*candidate.path.parts[1:])
     return candidates, skipped
 
 
 def _decode_candidates(
-    candidates: list[_Candidate], skipped: list[tuple[str, str]], source: str, cfg: DataConfig
+    candidates: list[Candidate], skipped: list[tuple[str, str]], source: str, cfg: DataConfig
 ) -> ImageSet:
     """Decode up to ``cfg.max_images`` usable images, in sorted path order."""
     candidates = sorted(candidates, key=lambda candidate: candidate.path.as_posix())
@@ -150,12 +158,12 @@ def _decode_candidates(
         try:
             images[count] = _decode(candidate, cfg.channels, size)
         except Exception as exc:  # a decoder failing on one bad file must not stop the rest
-            skipped.append((candidate.path.as_posix(), _reason(exc)))
+            skipped.append((candidate.path.as_posix(), skip_reason(exc)))
             continue
         if class_names is not None:
             labels.append(class_index[candidate.path.parts[0]])
         count += 1
-    _warn_skipped(skipped, len(candidates), source)
+    warn_skipped(skipped, len(candidates), source)
     if count == 0:
         looked_for = "" if candidates else f"; looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
         raise DataError(f"no usable image in {source} ({len(skipped)} files skipped{looked_for})")
@@ -167,23 +175,35 @@ def _decode_candidates(
     )
 
 
-def _decode(candidate: _Candidate, channels: int, size: int) -> np.ndarray:
-    """One file -> (channels, size, size) uint8; raises _Skip or the decoder's error if unusable."""
+def _decode(candidate: Candidate, channels: int, size: int) -> np.ndarray:
+    """One file -> (channels, size, size) uint8; raises Skip or the decoder's error if unusable."""
+    with opened_image(candidate) as img:
+        return pil_to_array(img, channels, size)
+
+
+@contextlib.contextmanager
+def opened_image(candidate: Candidate) -> Iterator[Image.Image]:
+    """The decoded image of one file, usable inside the ``with`` block.
+
+    Only the decoders of ``_PIL_FORMATS`` are tried, whatever the extension says. Raises Skip
+    (files over :data:`MAX_FILE_BYTES`, empty files, images over :data:`MAX_PIXELS`) or the
+    decoder's own error; :func:`skip_reason` turns either into the reason shown in the warning.
+    """
     if candidate.size > MAX_FILE_BYTES:
-        raise _Skip(f"file of {candidate.size} bytes exceeds {MAX_FILE_BYTES}")
+        raise Skip(f"file of {candidate.size} bytes exceeds {MAX_FILE_BYTES}")
     data = candidate.read()
     if not data:
-        raise _Skip("empty file")
+        raise Skip("empty file")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as img:  # reads the header only
             if img.width * img.height > MAX_PIXELS:
-                raise _Skip(f"{img.width}x{img.height} pixels exceed the limit of {MAX_PIXELS}")
+                raise Skip(f"{img.width}x{img.height} pixels exceed the limit of {MAX_PIXELS}")
             img.load()
-            return pil_to_array(img, channels, size)
+            yield img
 
 
-def _folder_class_names(candidates: list[_Candidate], source: str) -> list[str]:
+def _folder_class_names(candidates: list[Candidate], source: str) -> list[str]:
     for candidate in candidates:
         if len(candidate.path.parts) == 1:
             raise DataError(
@@ -193,7 +213,7 @@ def _folder_class_names(candidates: list[_Candidate], source: str) -> list[str]:
     return sorted({candidate.path.parts[0] for candidate in candidates})
 
 
-def _warn_skipped(skipped: list[tuple[str, str]], total: int, source: str) -> None:
+def warn_skipped(skipped: list[tuple[str, str]], total: int, source: str) -> None:
     if not skipped:
         return
     examples = "; ".join(f"{name} ({reason})" for name, reason in skipped[:_WARN_EXAMPLES])
@@ -201,8 +221,8 @@ def _warn_skipped(skipped: list[tuple[str, str]], total: int, source: str) -> No
     log.warning("skipped %d of %d file(s) in %s: %s%s", len(skipped), total, source, examples, more)
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, _Skip):
+def skip_reason(exc: Exception) -> str:
+    if isinstance(exc, Skip):
         return str(exc)
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not a readable image"
@@ -212,5 +232,5 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _is_hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"

@@ -4,6 +4,10 @@ Small datasets are decoded once into a uint8 tensor; a batch is an index into it
 crop/flip of the config. The order is a fresh permutation each epoch, seeded by (seed, epoch), and
 the augmentation draws from a generator of its own, so the whole stream is reproduced by
 ``state_dict()`` alone: resuming continues with the very next batch.
+
+Translation sources may keep every image at its own size (lists of (C, H_i, W_i) uint8, see
+:mod:`gankit.data.translation`); a batch then takes a random ``resolution`` square from each
+image, drawn from the same augmentation generator, the same square from both images of a pair.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ import torch
 
 from gankit.config import DataConfig
 from gankit.data.base import ImageSet
+from gankit.errors import DataError
+
+# uint8 images: (N, C, S, S), or a list of (C, H_i, W_i) each at least ``resolution`` a side
+Stored = torch.Tensor | list[torch.Tensor]
 
 
 class _Order:
@@ -53,7 +61,7 @@ class _Order:
 
 class InfiniteLoader:
     """Yields {"image": (B, C, R, R) float in [-1, 1], "label": (B,) int64} forever; for a
-    two-domain set {"a": (B, C, R, R), "b": (B, C_b, R, R)} instead (paired: the same examples,
+    two-domain set {"a": (B, C_a, R, R), "b": (B, C_b, R, R)} instead (paired: the same examples,
     cropped and flipped alike; unpaired: domain B in an order of its own).
 
     With ``world_size`` > 1 each rank takes every world_size-th index of the shared permutation.
@@ -76,30 +84,41 @@ class InfiniteLoader:
         if images.images_b is not None and not images.paired:
             self.order_b = _Order(len(images.images_b), seed + 2, rank, world_size)
         self.augment_rng = torch.Generator().manual_seed(seed + 1)
+        for stored in (images.images, images.images_b):
+            if isinstance(stored, list):
+                _check_crop_fits(stored, cfg.resolution, images.description)
 
     def __iter__(self) -> InfiniteLoader:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
         indices = self.order.take(self.batch_size)
-        images = self.images
+        images, rng = self.images, self.augment_rng
         if images.images_b is None:
-            batch = {"image": augment(images.images[indices], self.cfg, self.augment_rng)}
+            (chosen,) = self._take(indices, images.images)
+            batch = {"image": augment(chosen, self.cfg, rng)}
             if images.labels is not None:
                 batch["label"] = images.labels[indices]
         elif images.paired:
-            channels = images.images.shape[1]
-            both = torch.cat([images.images[indices], images.images_b[indices]], dim=1)
-            both = augment(both, self.cfg, self.augment_rng)
-            batch = {"a": both[:, :channels], "b": both[:, channels:]}
+            a, b = self._take(indices, images.images, images.images_b)
+            both = augment(torch.cat([a, b], dim=1), self.cfg, rng)
+            batch = {"a": both[:, : a.shape[1]], "b": both[:, a.shape[1] :]}
         else:
             assert self.order_b is not None
-            indices_b = self.order_b.take(self.batch_size)
-            batch = {
-                "a": augment(images.images[indices], self.cfg, self.augment_rng),
-                "b": augment(images.images_b[indices_b], self.cfg, self.augment_rng),
-            }
+            (a,) = self._take(indices, images.images)
+            batch = {"a": augment(a, self.cfg, rng)}
+            (b,) = self._take(self.order_b.take(self.batch_size), images.images_b)
+            batch["b"] = augment(b, self.cfg, rng)
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _take(self, indices: torch.Tensor, *stores: Stored) -> list[torch.Tensor]:
+        """Rows ``indices`` of each of ``stores``, (B, C, S, S) uint8 each. Kept-size lists are
+        cropped to (B, C, R, R) here, at the same place in every store (the images of a pair)."""
+        if not isinstance(stores[0], list):
+            return [stored[indices] for stored in stores]
+        chosen = indices.tolist()
+        lists = [[stored[i] for i in chosen] for stored in stores]
+        return random_crops(lists, self.cfg.resolution, self.augment_rng)
 
     def state_dict(self) -> dict[str, Any]:
         state = {**self.order.state_dict(), "augment_rng": self.augment_rng.get_state()}
@@ -137,3 +156,32 @@ def augment(images: torch.Tensor, cfg: DataConfig, rng: torch.Generator) -> torc
         flip = torch.rand(images.shape[0], generator=rng) < 0.5
         images[flip] = images[flip].flip(-1)
     return images.contiguous()
+
+
+def random_crops(
+    stacks: list[list[torch.Tensor]], size: int, rng: torch.Generator
+) -> list[torch.Tensor]:
+    """A random ``size`` x ``size`` window of each image: one (B, C, size, size) per stack.
+
+    stacks: lists of B uint8 images (C, H_i, W_i) with H_i, W_i >= size; image i has the same
+    size in every stack (the images of a pair) and gets the same window in all of them. The
+    offsets come from one draw of ``rng``, (B, 2) uniform in [0, 1) scaled to each image's free
+    range, so every window position of an image is equally likely.
+    """
+    fractions = torch.rand(len(stacks[0]), 2, generator=rng, dtype=torch.float64).tolist()
+    windows = []
+    for image, (fy, fx) in zip(stacks[0], fractions, strict=True):
+        height, width = image.shape[-2:]
+        windows.append((int(fy * (height - size + 1)), int(fx * (width - size + 1))))
+    return [torch.stack([img[:, y : y + size, x : x + size]
+                         for img, (y, x) in zip(stack, windows, strict=True)])
+            for stack in stacks]  # fmt: skip
+
+
+def _check_crop_fits(images: list[torch.Tensor], size: int, description: str) -> None:
+    for index, image in enumerate(images):
+        if min(image.shape[-2:]) < size:
+            raise DataError(
+                f"{description}: image {index} is {tuple(image.shape[-2:])}, smaller than the "
+                f"{size} x {size} crops of data.resolution (load the data with the same config)"
+            )
