@@ -27,13 +27,14 @@ def test_diversity_is_zero_for_identical_samples():
 
 
 def test_the_monitor_warns_once_per_episode_after_the_warmup():
-    monitor = HealthMonitor(real_diversity=0.5, total_steps=100)  # warm-up: 10 steps
-    assert monitor.check_samples(5, 0.01) is None
-    assert "mode collapse" in monitor.check_samples(20, 0.1)
-    assert monitor.check_samples(30, 0.1) is None  # still collapsed: no repeat
-    assert monitor.check_samples(40, 0.9) is None
-    assert monitor.check_samples(50, 0.1) is not None  # a new episode
-    warnings = [monitor.check_stats(step, {"d_accuracy": 1.0}) for step in (20, 30, 40, 50)]
+    monitor = HealthMonitor(real_diversity=0.5, total_steps=2000)  # warm-up: 200 steps
+    assert monitor.check_samples(150, 0.01) is None
+    assert "mode collapse" in monitor.check_samples(200, 0.1)
+    assert monitor.check_samples(300, 0.1) is None  # still collapsed: no repeat
+    assert monitor.check_samples(400, 0.9) is None
+    assert monitor.check_samples(500, 0.1) is not None  # a new episode
+    warnings = [monitor.check_stats(step, {"d_accuracy": 1.0}) for step in (200, 300, 400, 500)]
+    assert HealthMonitor(0.5, total_steps=10).warmup == 100
     assert warnings[:2] == [None, None] and "discriminator wins" in warnings[2]
     assert warnings[3] is None
 
@@ -50,7 +51,8 @@ def test_every_discriminator_phase_logs_its_accuracy(family, tmp_path):
 
 
 def test_a_collapsed_generator_is_reported_in_the_log(tmp_path):
-    trainer = Trainer(tiny_config("dcgan", "train.steps=10", "train.sample_every=5"), tmp_path)
+    cfg = tiny_config("dcgan", "train.steps=110", "train.sample_every=110", "train.log_every=110")
+    trainer = Trainer(cfg, tmp_path)
     generator = trainer.objective.networks["generator"]
     generator.register_forward_hook(lambda module, args, out: out[:1].expand_as(out).clone())
     trainer.fit()

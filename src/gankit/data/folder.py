@@ -216,9 +216,12 @@ def _folder_class_names(candidates: list[Candidate], source: str) -> list[str]:
 def warn_skipped(skipped: list[tuple[str, str]], total: int, source: str) -> None:
     if not skipped:
         return
+    for name, reason in skipped:
+        log.debug("skipped %s in %s: %s", name, source, reason)
     examples = "; ".join(f"{name} ({reason})" for name, reason in skipped[:_WARN_EXAMPLES])
     more = f"; and {len(skipped) - _WARN_EXAMPLES} more" if len(skipped) > _WARN_EXAMPLES else ""
-    log.warning("skipped %d of %d file(s) in %s: %s%s", len(skipped), total, source, examples, more)
+    log.warning("skipped %d of %d file(s) in %s: %s%s%s", len(skipped), total, source, examples,
+                more, " (-v lists every one)" if more else "")  # fmt: skip
 
 
 def skip_reason(exc: Exception) -> str:

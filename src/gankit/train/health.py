@@ -10,9 +10,10 @@ discriminator that wins outright. Both are cheap, need no metric network, and on
   in ``D_WINS_WINDOWS`` (3) log windows in a row, D separates every real from every fake image,
   and the generator's gradients tend to vanish (or the generator diverged).
 
-Nothing is checked during the first ``WARMUP_FRACTION`` (10%) of the run's steps, when an untrained
-generator is expected to be poor. A warning is repeated only after the condition has cleared.
-The statistics go to TensorBoard as ``health/diversity_ratio`` and ``train/d_accuracy``.
+Nothing is checked during the first ``WARMUP_FRACTION`` (10%) of the run's steps, and at least
+``WARMUP_STEPS`` (100), when an untrained generator is expected to be poor. A warning is repeated
+only after the condition has cleared. The statistics go to TensorBoard as
+``health/diversity_ratio`` and ``train/d_accuracy``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COLLAPSE_RATIO = 0.25
 D_WINS_ACCURACY = 0.99
 D_WINS_WINDOWS = 3
 WARMUP_FRACTION = 0.1
+WARMUP_STEPS = 100
 
 
 def diversity(images: torch.Tensor) -> float:
@@ -35,7 +37,7 @@ class HealthMonitor:
 
     def __init__(self, real_diversity: float, total_steps: int) -> None:
         self.real_diversity = max(real_diversity, 1e-8)
-        self.warmup = int(total_steps * WARMUP_FRACTION)
+        self.warmup = max(int(total_steps * WARMUP_FRACTION), WARMUP_STEPS)
         self._collapsed = False
         self._d_wins_windows = 0
 
