@@ -58,7 +58,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     "gan": Budget(4000, {"latent_dim": 64}),
     "dcgan": Budget(2500, {"latent_dim": 64, "g_width": 32, "d_width": 32}),
-    "cgan": Budget(1000),
+    "cgan": Budget(3000),
     "lsgan": Budget(1500, {"g_width": 32, "d_width": 32}),
     "wgan": Budget(1500, {"g_width": 32, "critic_width": 32}),
     "wgan-gp": Budget(1000, {"g_width": 32, "critic_width": 32}),
