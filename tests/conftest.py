@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gankit.config import RunConfig, build_config
+from gankit.objectives import OBJECTIVES
 from tests.tiny_models import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +22,8 @@ def tiny_config(family: str = "dcgan", *overrides: str, **sections: dict) -> Run
     tiny = TINY.get(family, {})
     data = {"source": "mnist-bundled", "resolution": 16, "channels": 1, "max_images": 256}
     data |= tiny.get("data", {})
-    model = {"latent_dim": 8, **tiny.get("model", {})}
+    latent = {"latent_dim": 8} if "latent_dim" in OBJECTIVES.get(family).Config.model_fields else {}
+    model = {**latent, **tiny.get("model", {})}
     train = {
         "steps": 4, "batch_size": 8, "seed": 0, "device": "cpu", "progress": False,
         "sample_every": 0, "checkpoint_every": 0, "log_every": 2, "grid_size": 2,

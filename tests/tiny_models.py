@@ -23,6 +23,15 @@ TINY: dict[str, dict[str, Any]] = {
     "biggan": {"model": {"g_width": 4, "d_width": 4, "shared_dim": 4, "attention_at": None}},
     "progan": {"model": {"g_width": 4, "d_width": 4, "max_channels": 8, "steps_per_phase": 2}},
     "cogan": {"model": {"g_width": 4, "d_width": 4}},
+    # translators: two-domain digits (A) and their edge maps (B)
+    "cyclegan": {
+        "model": {"g_width": 4, "d_width": 4, "n_blocks": 1, "d_layers": 2, "pool_size": 6},
+        "data": {"source": "digits-edges", "paired": False},
+    },
+    "pix2pix": {
+        "model": {"g_width": 4, "d_width": 4, "d_layers": 2},
+        "data": {"source": "digits-edges"},
+    },
 }
 
 # Families whose generator step may leave some generator parameters untouched (e.g. ProGAN's
