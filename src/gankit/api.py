@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -58,6 +59,33 @@ class LoadedGenerator:
         inputs = images.to(self.objective.device, torch.float32)
         return self.objective.translate(inputs, self.network).float().cpu()
 
+    def translate_image(
+        self,
+        image: Any,  # (H, W, C) uint8 array or a PIL image, any size
+        mode: str = "overlap",  # overlap | grid | whole (see gankit.translate.tiling)
+        tile: int | None = None,  # tile side in input pixels; None: the training size
+        overlap: int | None = None,  # overlap mode: pixels shared by neighbours (tile // 4)
+        batch_size: int = 8,
+        progress: bool = False,
+        out: np.ndarray | None = None,  # a preallocated (or memmapped) result
+    ) -> np.ndarray:
+        """Translate an image of any size tile by tile: (H, W, C_a) uint8 ->
+        (H * scale, W * scale, C_b) uint8. The input is converted to the channels the
+        translator was trained on (RGB <-> grayscale); label maps are read as indices."""
+        from gankit.translate import as_pixels, translate_image
+
+        if not self.is_translator:
+            raise GankitError(f"{self.family} generates images from noise: nothing to translate")
+        objective = self.objective
+        pixels = as_pixels(image)
+        pixels = _match_channels(pixels, objective.input_channels)
+        return translate_image(
+            pixels, lambda x: objective.translate(x, self.network),
+            tile or objective.tile_size, mode=mode, overlap=overlap, scale=objective.scale,
+            multiple=objective.input_multiple, batch_size=batch_size, device=objective.device,
+            progress=progress, out=out,
+        )  # fmt: skip
+
     @torch.no_grad()
     def interpolate(
         self, seed_a: int, seed_b: int, steps: int = 8, **conditions: Any
@@ -82,6 +110,19 @@ class LoadedGenerator:
             for key, value in start.items()
         }  # fmt: skip
         return objective.generate_eval(path, self.network).float().cpu()
+
+
+def _match_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W, C) uint8 -> (H, W, channels): gray repeated to RGB, RGB to luma (ITU-R 601)."""
+    if pixels.shape[2] == channels:
+        return pixels
+    if channels == 3 and pixels.shape[2] == 1:
+        return np.repeat(pixels, 3, axis=2)
+    if channels == 1 and pixels.shape[2] >= 3:
+        luma = pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+    raise GankitError(f"an image with {pixels.shape[2]} channels cannot feed a translator of "
+                      f"{channels}-channel images")  # fmt: skip
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

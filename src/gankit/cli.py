@@ -324,6 +324,63 @@ def eval_command(
         click.echo(json.dumps(record) if as_json else line)
 
 
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.argument("source", type=click.Path())
+@click.option("--out", "out_dir", default="translated", show_default=True, help="Output folder.")
+@click.option(
+    "--mode",
+    type=click.Choice(["overlap", "grid", "whole"]),
+    default="overlap",
+    show_default=True,
+    help="Blended overlapping tiles, tiles side by side, or one pass.",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(1),
+    default=None,
+    help="Tile side in input pixels [default: the training size].",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(1),
+    default=None,
+    help="Pixels neighbouring tiles share in overlap mode [default: tile // 4].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Tiles per generator call.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=1 << 28,
+    show_default=True,
+    help="Refuse larger inputs (decompression bombs).",
+)
+@click.option("--device", default="cpu", show_default=True)
+def translate(
+    run: str, source: str, out_dir: str, mode: str, tile: int | None, overlap: int | None,
+    batch_size: int, max_pixels: int, device: str,
+) -> None:  # fmt: skip
+    """Translate SOURCE (an image, or a folder of images) of any size with the translator of
+    RUN, tile by tile; writes OUT/<name>.png."""
+    from gankit.commands import run_translate
+
+    done, skipped = run_translate(run, source, out_dir, mode, tile, overlap, batch_size, device,
+                                  max_pixels, progress=sys.stderr.isatty())  # fmt: skip
+    for item in done:
+        width, height = item.size
+        rate = width * height / 1e6 / max(item.seconds, 1e-9)
+        click.echo(f"gankit: {item.source} ({width} x {height}) -> {item.output} in "
+                   f"{item.seconds:.1f} s ({rate:.2f} MP/s)")  # fmt: skip
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
+
+
 @cli.command("export")
 @click.argument("run", type=click.Path())
 @click.option("--out", default=None, help="Export folder (default RUN/export).")

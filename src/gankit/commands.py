@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import gankit
@@ -87,3 +88,108 @@ def _run_step(path: Path) -> int | None:
     if path.is_dir() and run.latest.is_file():
         return int(load_checkpoint(run.latest)["step"])
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# gankit translate
+
+TRANSLATE_MAX_PIXELS = 1 << 28  # 268 megapixels (16384 x 16384): larger inputs are refused
+
+
+@dataclasses.dataclass
+class Translated:
+    source: Path
+    output: Path
+    size: tuple[int, int]  # input (width, height)
+    seconds: float
+
+
+def read_translation_input(path: Path, labels: bool, max_pixels: int) -> Any:
+    """Open one input image for a translator as a PIL image (EXIF orientation applied); label
+    maps (``labels``) stay 1-channel class indices. Raises GankitError with the reason."""
+    import warnings
+
+    from PIL import Image, ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                width, height = opened.size
+                if width * height > max_pixels:
+                    raise GankitError(f"{path}: {width} x {height} pixels is more than the "
+                                      f"limit of {max_pixels:,} (--max-pixels)")  # fmt: skip
+                opened.load()
+                image = opened if labels else ImageOps.exif_transpose(opened)
+                if labels:
+                    if image.mode not in ("P", "L"):
+                        raise GankitError(f"{path}: a {image.mode} image; this translator takes "
+                                          "label maps (indexed or 8-bit gray PNG)")  # fmt: skip
+                    return Image.fromarray(np.asarray(image))
+                return image.convert("RGB") if image.mode not in ("L", "RGB") else image.copy()
+    except GankitError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            SyntaxError) as exc:  # fmt: skip
+        reason = " ".join(str(exc).split())[:100] or type(exc).__name__
+        raise GankitError(f"{path}: not a readable image ({reason})") from None
+
+
+def run_translate(
+    run: str,
+    source: str,
+    out_dir: str,
+    mode: str = "overlap",
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    max_pixels: int = TRANSLATE_MAX_PIXELS,
+    progress: bool = True,
+) -> tuple[list[Translated], list[tuple[Path, str]]]:
+    """Translate an image or every image in a folder with the translator of ``run``; outputs are
+    ``out_dir/<name>.png``. Returns (done, skipped as (path, reason)); a single image that fails
+    raises GankitError, as does a folder where nothing could be translated."""
+    import time
+
+    from PIL import Image
+
+    from gankit.data.folder import IMAGE_EXTENSIONS, is_hidden
+
+    loaded = gankit.load(run, device=device)
+    if not loaded.is_translator:
+        raise GankitError(f"{run} holds a {loaded.family} generator, not a translator")
+    path = Path(source)
+    if path.is_dir():
+        inputs = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                        and p.is_file() and not any(is_hidden(part) for part in
+                                                    p.relative_to(path).parts))  # fmt: skip
+        if not inputs:
+            raise GankitError(f"{path}: no image files in this folder")
+    elif path.is_file():
+        inputs = [path]
+    else:
+        raise GankitError(f"{path} does not exist")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = loaded.config.data.a_kind == "labels"
+    done, skipped = [], []
+    for image_path in inputs:
+        try:
+            image = read_translation_input(image_path, labels, max_pixels)
+            start = time.perf_counter()
+            result = loaded.translate_image(image, mode=mode, tile=tile, overlap=overlap,
+                                            batch_size=batch_size, progress=progress)  # fmt: skip
+            seconds = time.perf_counter() - start
+        except GankitError as exc:
+            if len(inputs) == 1:
+                raise
+            skipped.append((image_path, str(exc)))
+            continue
+        target = out / f"{image_path.stem}.png"
+        pixels = result[..., 0] if result.shape[2] == 1 else result
+        Image.fromarray(pixels).save(target)
+        done.append(Translated(image_path, target, image.size, seconds))
+    if not done:
+        raise GankitError(f"no image in {path} could be translated: {skipped[0][1]}")
+    return done, skipped

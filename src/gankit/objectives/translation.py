@@ -46,6 +46,21 @@ class TranslationObjective(Objective):
             raise ConfigError(f"{family} is a translator: eval.metrics during training are for "
                               "noise-to-image families; leave eval.metrics empty")  # fmt: skip
 
+    @property
+    def input_channels(self) -> int:
+        """Channels of the translator's input (domain A; label maps: 1)."""
+        return self.cfg.data.domain_a_channels
+
+    @property
+    def tile_size(self) -> int:
+        """The input side the translator was trained on: the default tile for HD inference."""
+        return self.cfg.data.resolution
+
+    @property
+    def input_multiple(self) -> int:
+        """Input sides the generator accepts are multiples of this (its total downsampling)."""
+        return 1
+
     def translate(self, images: torch.Tensor, network: nn.Module | None = None) -> torch.Tensor:
         """Domain-A images (N, C_a, h, w) in [-1, 1] -> domain B (N, C_b, h*scale, w*scale)."""
         return (network or self.networks[self.sample_network])(images)
