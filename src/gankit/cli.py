@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -375,10 +376,17 @@ def translate(
     for item in done:
         width, height = item.size
         rate = width * height / 1e6 / max(item.seconds, 1e-9)
-        click.echo(f"gankit: {item.source} ({width} x {height}) -> {item.output} in "
-                   f"{item.seconds:.1f} s ({rate:.2f} MP/s)")  # fmt: skip
+        source, output = _printable(item.source), _printable(item.output)
+        click.echo(f"gankit: {source} ({width} x {height}) -> {output} in {item.seconds:.1f} s "
+                   f"({rate:.2f} MP/s)")  # fmt: skip
     for path, reason in skipped:
-        log.warning("skipped %s: %s", path, reason)
+        log.warning("skipped %s: %s", _printable(path), _printable(reason))
+
+
+def _printable(path: Any) -> str:
+    """A path (or text holding one) safe to print: undecodable bytes of non-UTF-8 file names
+    as backslash escapes."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 @cli.command("export")
