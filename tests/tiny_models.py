@@ -32,6 +32,22 @@ TINY: dict[str, dict[str, Any]] = {
         "model": {"g_width": 4, "d_width": 4, "d_layers": 2},
         "data": {"source": "digits-edges"},
     },
+    "spade": {
+        "model": {
+            "num_labels": 2,
+            "label_source": "threshold",
+            "g_width": 4,
+            "num_upsampling": 2,
+            "spade_hidden": 8,
+            "d_width": 4,
+            "d_layers": 3,
+        },
+        "data": {"source": "digits-edges"},
+    },
+    "srgan": {
+        "model": {"g_width": 4, "num_blocks": 2, "d_width": 4, "d_dense": 8, "d_pool": 1},
+        "data": {"source": "mnist-bundled", "resolution": 16},
+    },
 }
 
 # Families whose generator step may leave some generator parameters untouched (e.g. ProGAN's

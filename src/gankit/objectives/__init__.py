@@ -12,6 +12,8 @@ from gankit.objectives import (  # noqa: F401  (registers the families)
     progan,
     sagan,
     sngan,
+    spade,
+    srgan,
     wgan,
     wgan_gp,
 )
