@@ -19,33 +19,12 @@ from gankit.nets.translation import EvalDropout, UNetTranslator, unet_depth
 from gankit.objectives.pix2pix import Pix2Pix
 from gankit.train import Trainer
 from tests.conftest import tiny_config
-
-DATA = {"source": "digits-edges", "paired": True}
-TINY_MODEL = {"g_width": 4, "d_width": 4, "d_layers": 2}
+from tests.net_helpers import Recorder, parameters_of
 
 
 def _config(*overrides: str, data: dict | None = None, **model: object):
-    """A tiny pix2pix config: conftest's tiny data and train settings (taken from a dcgan
-    config, since tiny_config adds a latent_dim that translators do not have)."""
-    base = tiny_config("dcgan").to_dict()
-    base |= {"family": "pix2pix", "data": {**base["data"], **DATA, **(data or {})},
-             "model": {**TINY_MODEL, **model}}  # fmt: skip
-    return build_config(base, overrides)
-
-
-class Recorder:
-    """Records the first input and the output of every forward pass of a module."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
-        module.register_forward_hook(self._hook)
-
-    def _hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        self.calls.append((args[0].detach().clone(), output.detach().clone()))
-
-
-def _parameters(network: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in network.named_parameters()}
+    """A tiny pix2pix config (tests/tiny_models.py) with these data and model changes."""
+    return tiny_config("pix2pix", *overrides, data=data or {}, model=model)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -147,11 +126,11 @@ def test_each_phase_updates_every_parameter_of_its_network_and_no_other(tmp_path
     ]  # fmt: skip
     assert all(p.needs_data and p.lr == 2e-4 and p.betas == (0.5, 0.999) for p in trainer.phases)
     for phase in trainer.phases:
-        before = {name: _parameters(net) for name, net in networks.items()}
+        before = {name: parameters_of(net) for name, net in networks.items()}
         trainer._run_phase(phase)
         for name, network in networks.items():
             changed = {
-                k for k, v in _parameters(network).items() if not torch.equal(v, before[name][k])
+                k for k, v in parameters_of(network).items() if not torch.equal(v, before[name][k])
             }
             expected = set(before[name]) if name in phase.networks else set()
             assert changed == expected, f"{phase.name}: {name}"

@@ -97,7 +97,10 @@ class Objective(nn.Module):
         return self.adversarial_phases()
 
     def adversarial_phases(
-        self, discriminator: str = "discriminator", discriminator_steps: int = 1
+        self,
+        discriminator: str = "discriminator",
+        discriminator_steps: int = 1,
+        generator_needs_data: bool = False,  # True for translators: G's input is data
     ) -> list[Phase]:
         """The usual pair: ``discriminator_steps`` steps of the discriminator (or critic) on real
         batches, then one generator step, with the optimiser settings of ``train``."""
@@ -106,7 +109,8 @@ class Objective(nn.Module):
         return [
             Phase(discriminator, (discriminator,), lr=train.lr_d, repeats=discriminator_steps,
                   **common),
-            Phase("generator", ("generator",), lr=train.lr_g, needs_data=False, **common),
+            Phase("generator", ("generator",), lr=train.lr_g, needs_data=generator_needs_data,
+                  **common),
         ]  # fmt: skip
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

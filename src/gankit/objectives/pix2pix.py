@@ -47,7 +47,7 @@ from gankit.nets.translation import (
     check_patch_fits,
     unet_depth,
 )
-from gankit.objectives.base import Batch, Phase
+from gankit.objectives.base import Batch
 from gankit.objectives.registry import OBJECTIVES
 from gankit.objectives.translation import TranslationObjective
 
@@ -94,14 +94,6 @@ class Pix2Pix(TranslationObjective):
                 channels_a + channels_b, m.d_width, m.d_layers, m.norm
             ),
         }  # fmt: skip
-
-    def phases(self) -> list[Phase]:
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase("discriminator", ("discriminator",), lr=train.lr_d, **common),
-            Phase("generator", ("generator",), lr=train.lr_g, **common),  # needs (x, y) too
-        ]
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         assert batch is not None

@@ -44,7 +44,7 @@ from gankit.nets.spade import (
     label_indices,
     label_palette,
 )
-from gankit.objectives.base import Batch, Phase
+from gankit.objectives.base import Batch
 from gankit.objectives.registry import OBJECTIVES
 from gankit.objectives.translation import TranslationObjective
 
@@ -83,15 +83,6 @@ class SPADE(TranslationObjective):
                 m.num_labels + channels, m.d_scales, m.d_width, m.d_layers, m.d_max_channels
             ),
         }  # fmt: skip
-
-    def phases(self) -> list[Phase]:
-        """TTUR: D at lr_d, then G at lr_g, both on fresh pairs."""
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase("discriminator", ("discriminator",), lr=train.lr_d, **common),
-            Phase("generator", ("generator",), lr=train.lr_g, **common),
-        ]
 
     def check_data(self, images: ImageSet) -> None:
         """Pairs (A: label maps, B: images); with ``indices`` every stored index < num_labels.

@@ -36,7 +36,7 @@ from gankit.config import ModelConfig
 from gankit.errors import ConfigError
 from gankit.losses import bce_discriminator_loss, non_saturating_generator_loss
 from gankit.nets.srgan import SRGANDiscriminator, SRResNet, bicubic_downsample
-from gankit.objectives.base import Batch, Phase
+from gankit.objectives.base import Batch
 from gankit.objectives.registry import OBJECTIVES
 from gankit.objectives.translation import TranslationObjective
 
@@ -75,15 +75,6 @@ class SRGAN(TranslationObjective):
             "generator": SRResNet(channels, m.g_width, m.num_blocks, self.scale),
             "discriminator": SRGANDiscriminator(channels, m.d_width, m.d_dense, m.d_pool),
         }
-
-    def phases(self) -> list[Phase]:
-        """D then G, each on a fresh batch of high-resolution images."""
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
-        return [
-            Phase("discriminator", ("discriminator",), lr=train.lr_d, **common),
-            Phase("generator", ("generator",), lr=train.lr_g, **common),
-        ]
 
     def set_step(self, step: int) -> None:
         self.training_step = step

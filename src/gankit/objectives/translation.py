@@ -21,7 +21,7 @@ from torch import nn
 
 from gankit.data.base import ImageSet
 from gankit.errors import ConfigError, GankitError
-from gankit.objectives.base import Batch, Objective
+from gankit.objectives.base import Batch, Objective, Phase
 
 
 class TranslationObjective(Objective):
@@ -60,6 +60,10 @@ class TranslationObjective(Objective):
     def input_multiple(self) -> int:
         """Input sides the generator accepts are multiples of this (its total downsampling)."""
         return 1
+
+    def phases(self) -> list[Phase]:
+        """By default a discriminator step then a generator step, each on a fresh batch."""
+        return self.adversarial_phases(generator_needs_data=True)
 
     def translate(self, images: torch.Tensor, network: nn.Module | None = None) -> torch.Tensor:
         """Domain-A images (N, C_a, h, w) in [-1, 1] -> domain B (N, C_b, h*scale, w*scale)."""
