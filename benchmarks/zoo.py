@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -120,6 +121,8 @@ def class_agreement(trainer: Trainer, per_class: int = SAMPLES_PER_CLASS) -> flo
 def train_family(family: str, data_root: str | Path, run_dir: Path) -> tuple[Trainer, dict]:
     """Train one family for its budget; returns the trainer and its JSON record."""
     cfg = zoo_config(family, data_root)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a scratch folder: each benchmark run starts afresh
     trainer = Trainer(cfg, run_dir)
     start, cpu_start = time.perf_counter(), time.process_time()
     result = trainer.fit()
