@@ -25,13 +25,13 @@ pytestmark = [
 THRESHOLDS = {
     "gan": 1000.0,  # 733
     "dcgan": 300.0,  # 219
-    "cgan": 450.0,  # 223
+    "cgan": 100.0,  # 44 (3,000 steps; the classifier agrees on 92%)
     "lsgan": 300.0,  # 193
     "wgan": 900.0,
     "wgan-gp": 300.0,  # 157
     "sngan": 450.0,
-    "sagan": 900.0,
-    "biggan": 600.0,  # 360
+    "sagan": 900.0,  # 608, but the classifier agrees on only 15% after 1,000 steps
+    "biggan": 600.0,  # 373, but the classifier agrees on only 21% after 1,000 steps
     "progan": 700.0,
     "cogan": 900.0,
 }
