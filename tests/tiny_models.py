@@ -32,6 +32,17 @@ TINY: dict[str, dict[str, Any]] = {
         "model": {"g_width": 4, "d_width": 4, "d_layers": 2},
         "data": {"source": "digits-edges"},
     },
+    "siamese": {
+        "model": {
+            "patch": 8,
+            "vector_length": 8,
+            "g_width": 4,
+            "g_residual_blocks": 1,
+            "d_width": 4,
+            "max_channels": 8,
+        },
+        "data": {"source": "digits-edges", "paired": False, "resolution": 16},
+    },
     "spade": {
         "model": {
             "num_labels": 2,

@@ -11,6 +11,7 @@ from gankit.objectives import (  # noqa: F401  (registers the families)
     pix2pix,
     progan,
     sagan,
+    siamese,
     sngan,
     spade,
     srgan,
