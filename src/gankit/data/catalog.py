@@ -40,16 +40,13 @@ import shutil
 import stat
 import tarfile
 import tempfile
-import urllib.request
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from tqdm import tqdm
-
-from gankit.data.download import DEFAULT_TIMEOUT_S, DownloadError, fetch
+from gankit.data.download import DEFAULT_TIMEOUT_S, DownloadError, download_to, fetch
 from gankit.data.sources import default_data_root
 from gankit.data.translation import LAYOUT_FOLDERS
 from gankit.errors import DataError, GankitError
@@ -241,7 +238,7 @@ def _fetch_first_use(urls: list[str], dest: Path) -> tuple[str, str]:
     failures = []
     for url in urls:
         try:
-            return _stream_to(url, dest), url
+            return download_to(url, dest, None, DEFAULT_TIMEOUT_S), url
         except (OSError, http.client.HTTPException, ValueError) as exc:
             failures.append(f"{url}: {' '.join(str(getattr(exc, 'reason', exc)).split())}")
     reason = "; ".join(failures) or "no URL given"
@@ -250,29 +247,6 @@ def _fetch_first_use(urls: list[str], dest: Path) -> tuple[str, str]:
         "run the command again",
         reason,
     )
-
-
-def _stream_to(url: str, dest: Path) -> str:
-    digest = hashlib.sha256()
-    handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    temp = Path(temp_name)
-    try:
-        with (
-            os.fdopen(handle, "wb") as out,
-            urllib.request.urlopen(url, timeout=DEFAULT_TIMEOUT_S) as reply,
-        ):
-            total = int(reply.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=None) as bar:
-                for block in iter(lambda: reply.read(_CHUNK_BYTES), b""):
-                    out.write(block)
-                    digest.update(block)
-                    bar.update(len(block))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, dest)
-        return digest.hexdigest()
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def _sha256_of(path: Path) -> str:

@@ -117,7 +117,7 @@ def fetch(
     failures, mismatch = [], None
     for url in urls:
         try:
-            actual = _download_to(url, dest, checksum, timeout)
+            actual = download_to(url, dest, checksum, timeout)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             failures.append(f"{url}: {_one_line(exc)}")
             continue
@@ -133,12 +133,13 @@ def fetch(
     )
 
 
-def _download_to(url: str, dest: Path, checksum: str, timeout: float) -> str:
-    """Stream ``url`` into a temp file beside ``dest``; rename it to ``dest`` if the digest matches.
+def download_to(url: str, dest: Path, checksum: str | None, timeout: float) -> str:
+    """Stream ``url`` into a temp file beside ``dest``; rename it to ``dest`` if the digest matches
+    (``checksum=None``: nothing to match, the sha256 is computed and the file always kept).
 
     Returns the hex digest of what was received. The temp file never outlives this call.
     """
-    digest = _new_digest(checksum)
+    digest = _new_digest(checksum) if checksum is not None else hashlib.sha256()
     handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     temp = Path(temp_name)
     try:
@@ -151,7 +152,7 @@ def _download_to(url: str, dest: Path, checksum: str, timeout: float) -> str:
                     bar.update(len(block))
             out.flush()
             os.fsync(out.fileno())
-        if digest.hexdigest() == checksum:
+        if checksum is None or digest.hexdigest() == checksum:
             os.replace(temp, dest)  # atomic on one file system: dest is complete or absent
         return digest.hexdigest()
     finally:
