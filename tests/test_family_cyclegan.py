@@ -13,13 +13,12 @@ from torch import nn
 
 import gankit.objectives.cyclegan  # noqa: F401  (registers the family)
 from gankit.config import build_config, load_yaml, preset_path
-from gankit.data import load_images
 from gankit.errors import ConfigError
 from gankit.nets.translation import PatchGANDiscriminator, ResidualBlock, ResNetTranslator
 from gankit.objectives.cyclegan import CycleGAN, ImagePool
 from gankit.train import Trainer
 from tests.conftest import tiny_config
-from tests.net_helpers import Recorder, parameters_of
+from tests.net_helpers import Recorder, held_out_digits_and_edges, parameters_of
 
 GENERATORS, DISCRIMINATORS = ("generator", "generator_ba"), ("discriminator", "discriminator_a")
 
@@ -358,15 +357,6 @@ def test_presets_have_the_papers_settings():
 # Slow: learning
 
 
-def _held_out_digits_and_edges(resolution: int, first: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bundled digits from index ``first`` on (never trained on) and their true edge maps,
-    both (N, 1, R, R) in [-1, 1]."""
-    cfg = build_config({"family": "cyclegan", "data": {"source": "digits-edges",
-                                                       "resolution": resolution}})  # fmt: skip
-    images = load_images(cfg.data)
-    return (images.images[first:].float() / 127.5 - 1, images.images_b[first:].float() / 127.5 - 1)
-
-
 @pytest.mark.slow
 def test_unpaired_training_learns_to_draw_edge_maps(tmp_path):
     """digits-edges unpaired (A: the first 4,000 digits, B: edges of the next 4,000, no digit in
@@ -382,7 +372,7 @@ def test_unpaired_training_learns_to_draw_edge_maps(tmp_path):
     trainer = Trainer(cfg, tmp_path)
     trainer.fit()
     seconds = time.perf_counter() - start
-    digits, edges = _held_out_digits_and_edges(cfg.data.resolution, 8000)
+    digits, edges = held_out_digits_and_edges(cfg.data.resolution, 8000)
     translated = trainer.objective.generate_eval({"a": digits})[..., cfg.data.resolution :]
     error = _l1(translated, edges).item()
     mean_edges = trainer.images.images_b.float().div(127.5).sub(1).mean(0, keepdim=True)

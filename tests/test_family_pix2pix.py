@@ -13,13 +13,12 @@ from torch import nn
 
 import gankit.objectives.pix2pix  # noqa: F401  (registers the family)
 from gankit.config import build_config, load_yaml, preset_path
-from gankit.data import load_images
 from gankit.errors import ConfigError
 from gankit.nets.translation import EvalDropout, UNetTranslator, unet_depth
 from gankit.objectives.pix2pix import Pix2Pix
 from gankit.train import Trainer
 from tests.conftest import tiny_config
-from tests.net_helpers import Recorder, parameters_of
+from tests.net_helpers import Recorder, held_out_digits_and_edges, parameters_of
 
 
 def _config(*overrides: str, data: dict | None = None, **model: object):
@@ -269,15 +268,6 @@ def test_presets_have_the_papers_settings():
 # Slow: learning
 
 
-def _held_out_digits_and_edges(resolution: int, first: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bundled digits from index ``first`` on (never trained on) and their true edge maps,
-    both (N, 1, R, R) in [-1, 1]."""
-    cfg = build_config({"family": "pix2pix", "data": {"source": "digits-edges",
-                                                      "resolution": resolution}})  # fmt: skip
-    images = load_images(cfg.data)
-    return (images.images[first:].float() / 127.5 - 1, images.images_b[first:].float() / 127.5 - 1)
-
-
 @pytest.mark.slow
 def test_paired_training_draws_edge_maps_of_held_out_digits(tmp_path):
     """digits-edges paired, the first 9,000 bundled digits, the digits-edges preset: 1,500 steps
@@ -291,7 +281,7 @@ def test_paired_training_draws_edge_maps_of_held_out_digits(tmp_path):
     trainer = Trainer(cfg, tmp_path)
     trainer.fit()
     seconds = time.perf_counter() - start
-    digits, edges = _held_out_digits_and_edges(cfg.data.resolution, 9000)
+    digits, edges = held_out_digits_and_edges(cfg.data.resolution, 9000)
     translated = trainer.objective.generate_eval({"a": digits})[..., cfg.data.resolution :]
     error = F.l1_loss(translated, edges).item()
     mean_edges = trainer.images.images_b.float().div(127.5).sub(1).mean(0, keepdim=True)
