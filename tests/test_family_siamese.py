@@ -319,6 +319,23 @@ def test_one_domain_data_is_refused(tmp_path):
         Trainer(build_config(base), tmp_path)
 
 
+def test_kept_size_images_train_and_mismatched_channels_are_refused(tmp_path):
+    """Photos kept at their own sizes (lists of (C, H_i, W_i)) train like a stacked tensor;
+    domains with different channels are one ConfigError."""
+    from gankit.data import ImageSet
+
+    gen = torch.Generator().manual_seed(0)
+    a = [torch.randint(0, 256, (1, 16 + i, 20), generator=gen, dtype=torch.uint8) for i in range(4)]
+    b = [torch.randint(0, 256, (1, 24, 17 + i), generator=gen, dtype=torch.uint8) for i in range(4)]
+    cfg = _config("train.steps=2", "data.channels=1")
+    images = ImageSet(a, None, None, "kept sizes", images_b=b)
+    Trainer(cfg, tmp_path / "ok", images=images).fit()
+    rgb = [image.expand(3, -1, -1).contiguous() for image in b]
+    with pytest.raises(ConfigError, match="same channels") as error:
+        Trainer(cfg, tmp_path / "bad", images=ImageSet(a, None, None, "mixed", images_b=rgb))
+    assert "\n" not in str(error.value)
+
+
 def test_presets_build_and_follow_the_method():
     default = build_config(load_yaml(preset_path("siamese", "default")), family="siamese")
     assert (default.model.patch, default.model.vector_length) == (64, 128)

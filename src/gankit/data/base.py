@@ -46,8 +46,24 @@ class ImageSet:
         return len(self.images)
 
     @property
+    def channels(self) -> int:
+        """C of ``images`` (domain A), whether stored as one tensor or a list of kept sizes."""
+        return _channels(self.images)
+
+    @property
+    def channels_b(self) -> int | None:
+        """C_b of ``images_b``, None for one-domain sets."""
+        return None if self.images_b is None else _channels(self.images_b)
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names) if self.class_names else 0
+
+
+def _channels(stored: torch.Tensor | list[torch.Tensor]) -> int:
+    if isinstance(stored, list):
+        return stored[0].shape[0] if stored else 0
+    return stored.shape[1]
 
 
 # A source takes the validated data config and returns the decoded images.

@@ -199,8 +199,7 @@ class SiameseGAN(TranslationObjective):
 
     def check_data(self, images: ImageSet) -> None:
         super().check_data(images)
-        assert images.images_b is not None
-        channels_a, channels_b = images.images.shape[1], images.images_b.shape[1]
+        channels_a, channels_b = images.channels, images.channels_b
         if channels_a != channels_b:
             raise ConfigError(
                 f"siamese needs both domains with the same channels (D embeds both): "
