@@ -50,3 +50,27 @@ def test_a_noise_to_image_family_refuses_two_domain_data(tmp_path):
     cfg = tiny_config("dcgan", data={"source": "digits-edges"})
     with pytest.raises(ConfigError, match="two-domain translation set"):
         Trainer(cfg, tmp_path)
+
+
+def test_photos_and_textures_load_at_their_own_sizes_from_scikit_image():
+    pytest.importorskip("skimage", reason="scikit-image (dev/demo dependency) is not installed")
+    cfg = build_config({"family": "siamese", "data": {"source": "photos-textures",
+                        "resolution": 64, "channels": 3, "crop": "random"}})  # fmt: skip
+    images = load_images(cfg.data)
+    assert len(images.images) == 6 and len(images.images_b) == 3
+    assert (images.channels, images.channels_b) == (3, 3)
+    assert {tuple(i.shape[1:]) for i in images.images} >= {(300, 451), (512, 512)}
+    texture = images.images_b[0]
+    assert torch.equal(texture[0], texture[1]) and torch.equal(texture[0], texture[2])  # grey
+    batch = next(InfiniteLoader(images, cfg.data, 4, seed=0))
+    assert batch["a"].shape == batch["b"].shape == (4, 3, 64, 64)
+
+
+def test_photos_textures_without_scikit_image_is_one_line(monkeypatch):
+    import gankit.data.domains as domains
+    from gankit.errors import DataError
+
+    monkeypatch.setattr(domains.importlib.util, "find_spec", lambda name: None)
+    cfg = build_config({"family": "siamese", "data": {"source": "photos-textures"}})
+    with pytest.raises(DataError, match=r"pip install 'gankit\[demo\]'"):
+        load_images(cfg.data)

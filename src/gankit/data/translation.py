@@ -107,7 +107,7 @@ def unpaired(cfg: DataConfig) -> ImageSet:
                 )
         images_a = _decode_domain(domains[0], cfg, "a", f"{tree.source}/{folders[0]}")
         images_b = _decode_domain(domains[1], cfg, "b", f"{tree.source}/{folders[1]}")
-    return _image_set(images_a, images_b, False, cfg, f"unpaired {tree.source} {cfg.split}")
+    return image_set(images_a, images_b, False, cfg, f"unpaired {tree.source} {cfg.split}")
 
 
 @DATASETS.register("paired")
@@ -123,7 +123,7 @@ def paired(cfg: DataConfig) -> ImageSet:
             layout = "side-by-side A|B images"
         images_a, images_b = _decode_pairs(pairs, skipped, cfg, tree.source)
     description = f"paired {tree.source} {cfg.split}, {layout}"
-    return _image_set(images_a, images_b, cfg.paired, cfg, description)
+    return image_set(images_a, images_b, cfg.paired, cfg, description)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def _decode_domain(
             with opened_image(candidate) as img:
                 if domain == "a" and cfg.a_kind == "labels":
                     _refuse_lossy(img)
-                arrays.append(_stored(_upright(img), domain, cfg))
+                arrays.append(stored_image(_upright(img), domain, cfg))
         except Exception as exc:  # one bad file must not stop the rest
             skipped.append((candidate.path.as_posix(), skip_reason(exc)))
     warn_skipped(skipped, len(files), source)
@@ -320,7 +320,7 @@ def _stored_pair(
     a, b = (file_b, file_a) if swap else (file_a, file_b)
     if a.size != b.size:
         raise Skip(f"A is {a.width}x{a.height} but B is {b.width}x{b.height}")
-    return _stored(a, "a", cfg), _stored(b, "b", cfg)
+    return stored_image(a, "a", cfg), stored_image(b, "b", cfg)
 
 
 def _progress(items: list[T], source: str) -> Iterator[T]:
@@ -362,7 +362,7 @@ def _label_indices(img: Image.Image) -> Image.Image:
     return Image.fromarray(values.astype(np.uint8), mode="L")
 
 
-def _stored(img: Image.Image, domain: str, cfg: DataConfig) -> np.ndarray:
+def stored_image(img: Image.Image, domain: str, cfg: DataConfig) -> np.ndarray:
     """One upright image of ``domain`` ("a" or "b") -> its stored form, (C, H, W) uint8."""
     labels = domain == "a" and cfg.a_kind == "labels"
     if labels:
@@ -423,7 +423,7 @@ def _fit_square_nearest(img: Image.Image, size: int) -> Image.Image:
     return square if short == size else square.resize((size, size), Image.Resampling.NEAREST)
 
 
-def _image_set(
+def image_set(
     images_a: list[np.ndarray],
     images_b: list[np.ndarray],
     is_paired: bool,
