@@ -127,3 +127,18 @@ def test_gradient_penalty_accepts_a_critic_with_extra_inputs():
     penalty = gradient_penalty(conditioned, torch.randn(2, 1, 2, 2), torch.randn(2, 1, 2, 2))
     penalty.backward()
     assert critic.weight.grad is not None and critic.weight.grad[:, :4].abs().sum() > 0
+
+
+def test_gradient_penalty_runs_its_critic_pass_in_fp32_under_autocast():
+    critic = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(),
+                                 torch.nn.Linear(8, 1))  # fmt: skip
+    real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    dtypes = []
+    hook = critic[1].register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
+    exact = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert critic(real).dtype == torch.bfloat16  # autocast is on outside the penalty
+        under_autocast = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(0))
+    hook.remove()
+    assert dtypes == [torch.float32, torch.bfloat16, torch.float32]
+    assert under_autocast.item() == exact.item()

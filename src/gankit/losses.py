@@ -64,17 +64,20 @@ def gradient_penalty(
     trains the critic. Returns the unweighted mean over the batch: callers multiply by lambda.
 
     critic: maps (N, C, H, W) images to (N,) or (N, 1) scores; bind extra inputs (e.g. labels) with
-    a lambda or functools.partial. real, fake: (N, C, H, W); fake is detached here.
+    a lambda or functools.partial. Its pass here runs in fp32 even under autocast: the gradient
+    norm and its second derivative are where reduced precision would bias the penalty.
+    real, fake: (N, C, H, W); fake is detached here.
     generator: the RNG for eps (None: the global one).
     """
-    real, fake = real.detach(), fake.detach()
+    real, fake = real.detach().float(), fake.detach().float()
     eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     eps = torch.rand(eps_shape, generator=generator, device=real.device, dtype=real.dtype)
     mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    scores = critic(mixed)
-    (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
-    grad_norm = grad.float().flatten(1).norm(2, dim=1)
-    return ((grad_norm - 1) ** 2).mean()
+    with torch.autocast(real.device.type, enabled=False):  # the penalty in fp32 on any fast path
+        scores = critic(mixed)
+        (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
+        grad_norm = grad.float().flatten(1).norm(2, dim=1)
+        return ((grad_norm - 1) ** 2).mean()
 
 
 def drift_penalty(real_scores: torch.Tensor) -> torch.Tensor:
