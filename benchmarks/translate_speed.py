@@ -4,7 +4,9 @@
     python benchmarks/translate_speed.py --quick    # 1024 x 768, also whole mode: 1-2 min, 2 cores
     python benchmarks/translate_speed.py --big      # adds 8192 x 8192 (several minutes)
 
-The translator is an *untrained* generator, stated in every record: by default the Siamese
+``--run RUN`` uses the trained translator of a gankit run (an RGB, same-size one: Siamese GAN,
+CycleGAN, pix2pix), e.g. the one ``scripts/hd_example.py`` trains. Otherwise the translator is
+an *untrained* generator, stated in every record: by default the Siamese
 GAN's ``gankit.nets.siamese.PatchGenerator`` (batch norm, reflection padding, nearest
 upsampling) at ``--width 16`` with ``--blocks 6`` residual blocks. ``--net cyclegan`` uses
 CycleGAN's ResNet translator (``gankit.nets.translation.ResNetTranslator``, instance norm with
@@ -121,6 +123,24 @@ def build_network(name: str, width: int, blocks: int) -> tuple[nn.Module, str, i
     return SmallTranslator(), "untrained SmallTranslator (4 convs, width 32, defined here)", 1
 
 
+def trained_translator(run: str, device: str) -> tuple[Any, str, int]:
+    """The translator of a gankit run (or export/checkpoint): (network, description, multiple)."""
+    import gankit
+
+    loaded = gankit.load(run, device=device)
+    if not loaded.is_translator or loaded.objective.scale != 1:
+        sys.exit(f"{run}: needs a same-size translator (siamese, cyclegan, pix2pix)")
+    objective = loaded.objective
+
+    def translate(images: torch.Tensor) -> torch.Tensor:
+        return objective.translate(images, loaded.network)
+
+    channels = objective.input_channels
+    if channels != 3:
+        sys.exit(f"{run}: the benchmark image is RGB, this translator takes {channels} channels")
+    return translate, f"trained {loaded.family} from {run}", objective.input_multiple
+
+
 @torch.no_grad()
 def calibrate_statistics(net: nn.Module, image: np.ndarray, passes: int = 4, side: int = 256):
     """Set the norm layers' running statistics to averages over random crops of ``image``:
@@ -175,8 +195,11 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     height, width = SIZES[args.size]
     image = synthetic_image(height, width)
-    net, description, multiple = build_network(args.net, args.width, args.blocks)
-    calibrate_statistics(net, image)
+    if args.run:
+        net, description, multiple = trained_translator(args.run, args.device)
+    else:
+        net, description, multiple = build_network(args.net, args.width, args.blocks)
+        calibrate_statistics(net, image)
     setup_rss = peak_rss_mb()
     started = time.perf_counter()
     overlap = args.overlap if args.mode == "overlap" else None
@@ -235,6 +258,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1024 x 768 only, adds whole mode")
     parser.add_argument("--big", action="store_true", help="also 8192 x 8192")
     parser.add_argument("--net", choices=("siamese", "cyclegan", "small"), default="siamese")
+    parser.add_argument("--run", help="a trained translator's run folder instead of --net")
     parser.add_argument("--width", type=int, default=16, help="the network's first width")
     parser.add_argument("--blocks", type=int, default=6, help="the network's residual blocks")
     parser.add_argument("--tile", type=int, default=256)
