@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test test-slow lint clean
+.PHONY: demo test test-slow lint clean browser
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock requirements-nodeps.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,20 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock requirements-no
 demo: $(STAMP)
 	$(VENV)/bin/gankit demo --out $(DEMO_DIR)
 
-test: $(STAMP)
+# The browser tests (tests/browser/) drive Debian's Chromium through Playwright (pinned in
+# requirements-dev.lock); Playwright's own browser builds come from a CDN that is unreachable
+# offline, so none is downloaded. As root (CI), apt-get installs chromium the first time. With
+# GANKIT_CHROMIUM set, that browser is used instead; without root and without a chromium,
+# nothing is installed and the browser tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$GANKIT_CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing Debian's chromium for the browser tests (apt-get)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make: no chromium and no root apt-get: the browser tests will skip"; fi; }
+
+test: $(STAMP) browser
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q -m "not slow"
 

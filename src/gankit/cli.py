@@ -469,6 +469,54 @@ def data_list() -> None:
 
 
 @cli.command()
+@click.argument("runs_dir", default="runs", required=False, type=click.Path())
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; the default lets only this machine in.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="Where generators run.")
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(0, min_open=True),
+    default=32,
+    show_default=True,
+    help="Refuse larger uploads.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=24_000_000,
+    show_default=True,
+    help="Refuse uploads with more pixels (decompression bombs).",
+)
+@click.option(
+    "--stale-after",
+    type=click.FloatRange(1),
+    default=180,
+    show_default=True,
+    help="Seconds of silence after which an unfinished run is no longer running.",
+)
+def serve(
+    runs_dir: str, host: str, port: int, device: str, max_upload_mb: float, max_pixels: int,
+    stale_after: float,
+) -> None:  # fmt: skip
+    """A web page for the runs in RUNS_DIR: watch training, sample, interpolate, translate."""
+    from gankit.serve import is_loopback
+    from gankit.serve import serve as run_server
+
+    if not Path(runs_dir).is_dir():
+        raise GankitError(f"{runs_dir}: no such folder (the folder of your runs)")
+    if not is_loopback(host):
+        log.warning("listening on %s: anyone who can reach this machine can use the page", host)
+    click.echo(f"gankit: serving {Path(runs_dir).resolve()} at http://{host}:{port}/ "
+               "(Ctrl-C stops)")  # fmt: skip
+    run_server(runs_dir, host, port, device, max_upload_mb, max_pixels, stale_after)
+
+
+@cli.command()
 @click.option("--out", default="runs/demo", show_default=True, help="Run folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override.")
 def demo(out: str, overrides: tuple[str, ...]) -> None:
