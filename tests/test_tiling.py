@@ -335,3 +335,22 @@ def test_seam_score_in_row_chunks_equals_the_direct_computation():
     border = np.concatenate([dx[:, on_x].ravel(), dy[on_y].ravel()]).mean()
     other = np.concatenate([dx[:, ~on_x].ravel(), dy[~on_y].ravel()]).mean()
     assert seam_score(image, 5, 5) == pytest.approx(border / other, rel=1e-12)
+
+
+def test_a_progress_callback_counts_every_tile_and_can_stop_the_work():
+    calls = []
+    translate_image(random_image(40, 50), identity, 16, overlap=4, batch_size=3,
+                    progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+    total = plan_tiles(40, 50, 16, 4).rows * plan_tiles(40, 50, 16, 4).cols
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})  # increasing
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_batch(done: int, total: int) -> None:
+        if done:
+            raise Stop
+
+    with pytest.raises(Stop):
+        translate_image(random_image(40, 50), identity, 16, progress=stop_after_first_batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ class LoadedGenerator:
         tile: int | None = None,  # tile side in input pixels; None: the training size
         overlap: int | None = None,  # overlap mode: pixels shared by neighbours (tile // 4)
         batch_size: int = 8,
-        progress: bool = False,
+        progress: bool | Callable[[int, int], None] = False,  # tqdm bar, or (done, total) calls
         out: np.ndarray | None = None,  # a preallocated (or memmapped) result
     ) -> np.ndarray:
         """Translate an image of any size tile by tile: (H, W, C_a) uint8 ->

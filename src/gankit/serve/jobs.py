@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from gankit.api import LoadedGenerator
 from gankit.errors import GankitError
 from gankit.serve.generators import GeneratorCache
-from gankit.translate import as_pixels, per_tile_normalisation, plan_tiles, translate_image
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
 Translate = Callable[[LoadedGenerator, Image.Image, Progress], np.ndarray]
@@ -40,40 +38,7 @@ def translate_with_progress(
 ) -> np.ndarray:
     """:meth:`LoadedGenerator.translate_image` in overlap mode with the training tile size,
     reporting the tiles done after every batch: PIL image (H, W) -> (H*s, W*s, C_b) uint8."""
-    objective, network = generator.objective, generator.network
-    if image.mode == "RGB" and objective.input_channels == 1:
-        image = image.convert("L")  # ITU-R 601 luma, as LoadedGenerator.translate_image
-    elif image.mode == "L" and objective.input_channels == 3:
-        image = image.convert("RGB")
-    pixels = as_pixels(image)
-    if faulty := per_tile_normalisation(network):
-        raise GankitError(
-            f"the translator normalises each tile by its own statistics "
-            f"({', '.join(faulty[:3])}): it cannot tile"
-        )
-    tile = objective.tile_size
-    plan = plan_tiles(pixels.shape[0], pixels.shape[1], tile, max(1, tile // 4))
-    total, done = plan.rows * plan.cols, 0
-    progress(0, total)
-
-    def counted(tiles: torch.Tensor) -> torch.Tensor:
-        nonlocal done
-        output = objective.translate(tiles, network)
-        done += len(tiles)
-        progress(done, total)
-        return output
-
-    return translate_image(
-        pixels,
-        counted,
-        tile,
-        mode="overlap",
-        overlap=plan.overlap,
-        scale=objective.scale,
-        multiple=objective.input_multiple,
-        batch_size=batch_size,
-        device=objective.device,
-    )
+    return generator.translate_image(image, batch_size=batch_size, progress=progress)
 
 
 @dataclass

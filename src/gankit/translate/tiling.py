@@ -361,7 +361,7 @@ def _translate_tiled(
     scale: int,
     batch_size: int,
     device: Any,
-    bar: tqdm,
+    advance: Callable[[int], None],
     out: np.ndarray | None,
 ) -> np.ndarray:
     side, step = plan.tile * scale, plan.stride * scale
@@ -380,7 +380,7 @@ def _translate_tiled(
                 out = _output_array(out, (plan.height * scale, plan.width * scale, channels))
             for x, tile_output in zip(xs, weighted, strict=True):
                 band.add(x * scale, tile_output)
-            bar.update(len(xs))
+            advance(len(xs))
         # Rows above the next tile row's top are final; after the last row, all of them are.
         count = side if r == plan.rows - 1 else step
         _write_finished(out, band.top, band.sums[:, :count], plan, scale, window, column_weights)
@@ -438,7 +438,7 @@ def translate_image(
     multiple: int = 1,  # sides the translator accepts are multiples of this
     batch_size: int = 8,  # tiles per translator call
     device: str | torch.device = "cpu",  # where tiles are sent (the translator's device)
-    progress: bool = False,  # tqdm bar over tiles
+    progress: bool | Callable[[int, int], None] = False,  # a tqdm bar, or (done, total) calls
     out: np.ndarray | None = None,  # (H*scale, W*scale, C_out) uint8 or float32; None: new
 ) -> np.ndarray:
     """Translate an image of any size: (H, W, C_in) uint8 -> (H*scale, W*scale, C_out) uint8.
@@ -455,7 +455,10 @@ def translate_image(
     (``tile`` is then unused). Tiles go through the translator ``batch_size`` at a time, the
     last batch of each row of tiles possibly smaller. ``out`` is written in place and
     returned; a float32 ``out`` receives the blended values in [-1, 1] unquantised, a uint8
-    one (the default) the values clipped to [-1, 1] and rounded to 0..255.
+    one (the default) the values clipped to [-1, 1] and rounded to 0..255. ``progress``: True
+    shows a tqdm bar over tiles; a callable is called as ``progress(done, total)`` with the
+    tiles done, at the start and after every batch (whole mode: not at all); an exception it
+    raises stops the translation there.
     """
     pixels = as_pixels(image)
     if mode not in MODES:
@@ -478,5 +481,17 @@ def translate_image(
             f"{', '.join(faulty[:3])}: call .eval() / use running statistics"
         )
     plan = plan_tiles(height, width, tile, overlap)
-    with tqdm(total=plan.rows * plan.cols, disable=not progress, unit="tile") as bar:
-        return _translate_tiled(pixels, translator, plan, scale, batch_size, device, bar, out)
+    total, done = plan.rows * plan.cols, 0
+    report = progress if callable(progress) else None
+    with tqdm(total=total, disable=report is not None or not progress, unit="tile") as bar:
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count)
+            if report is not None:
+                report(done, total)
+
+        if report is not None:
+            report(0, total)
+        return _translate_tiled(pixels, translator, plan, scale, batch_size, device, advance, out)
