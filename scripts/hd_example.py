@@ -139,7 +139,7 @@ def main() -> int:
         "preset": "configs/siamese/photos-textures.yaml",
         "train_seconds": train_seconds,
         "input": f"{SIZE[0]}x{SIZE[1]} collage of the scikit-image demo photos",
-        "threads": os.cpu_count(),
+        "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count(),
         "results": {mode: {k: v for k, v in r.items() if k != "result"}
                     for mode, r in results.items()},
         "date": time.strftime("%Y-%m-%d"),
