@@ -66,8 +66,8 @@ BUDGETS: dict[str, Budget] = {
     "wgan": Budget(1500, {"g_width": 32, "critic_width": 32}),
     "wgan-gp": Budget(1000, {"g_width": 32, "critic_width": 32}),
     "sngan": Budget(1000, {"g_width": 16, "d_width": 16}),
-    "sagan": Budget(1000, {"g_width": 16, "d_width": 16}),
-    "biggan": Budget(1000, {"g_width": 16, "d_width": 16}, {"ema": False}),
+    "sagan": Budget(4000, {"g_width": 16, "d_width": 16}),
+    "biggan": Budget(4000, {"g_width": 16, "d_width": 16}, {"ema": False}),
     "progan": Budget(
         2500,
         {
