@@ -13,7 +13,7 @@ import torch
 
 from gankit.errors import CheckpointError
 from gankit.train import Trainer, load_run_config
-from gankit.train.checkpoint import load_checkpoint
+from gankit.train.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import run_gankit, tiny_config
 
 TINY_ARGS = [
@@ -164,6 +164,18 @@ def test_resume_refuses_a_changed_architecture(tmp_path):
 
 def test_resume_extends_a_finished_run(tmp_path):
     Trainer(tiny_config("gan", "train.steps=2"), tmp_path).fit()
+    result = Trainer(load_run_config(tmp_path, ["train.steps=4"]), tmp_path, resume=True).fit()
+    assert result.step == 4
+
+
+def test_resume_reads_a_checkpoint_from_before_per_rank_states(tmp_path):
+    Trainer(tiny_config("gan", "train.steps=2"), tmp_path).fit()
+    latest = tmp_path / "checkpoints" / "latest.pt"
+    state = load_checkpoint(latest)
+    assert state["world_size"] == 1 and state["ranks"] is None  # one process: nothing per rank
+    for key in ("world_size", "ranks", "format", "gankit_version"):
+        del state[key]
+    save_checkpoint(state, latest)  # as gankit wrote it before distributed training
     result = Trainer(load_run_config(tmp_path, ["train.steps=4"]), tmp_path, resume=True).fit()
     assert result.step == 4
 

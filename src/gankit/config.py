@@ -112,6 +112,9 @@ class TrainConfig(Section):
     # DiffAugment (Zhao et al. 2020) on every discriminator input, real and fake, in D and G
     # steps: any of color, translation, cutout (the paper's choice for small data: all three).
     diffaugment: list[Literal["color", "translation", "cutout"]] = []
+    # Several processes (torchrun): batch norm normalises with the statistics of the global
+    # batch (all ranks) instead of each rank's share; no effect in a single process.
+    sync_batchnorm: bool = False
 
     @model_validator(mode="after")
     def _fp16_needs_cuda(self) -> TrainConfig:

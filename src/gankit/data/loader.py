@@ -5,6 +5,13 @@ crop/flip of the config. The order is a fresh permutation each epoch, seeded by 
 the augmentation draws from a generator of its own, so the whole stream is reproduced by
 ``state_dict()`` alone: resuming continues with the very next batch.
 
+With several training processes (``world_size`` > 1) each rank walks its own share of the same
+permutation: rank r takes the indices r, r + W, r + 2W, ... of each epoch's order truncated to a
+multiple of W, so the ranks' batches of b images together are exactly the single-process batch of
+W * b at the same position, and every rank's epoch has the same length (the last size mod W
+indices of each epoch's order are skipped: a different few each epoch). A saved position resumes
+on another world size at the same global position (see :meth:`InfiniteLoader.load_state_dict`).
+
 Translation sources may keep every image at its own size (lists of (C, H_i, W_i) uint8, see
 :mod:`gankit.data.translation`); a batch then takes a random ``resolution`` square from each
 image, drawn from the same augmentation generator, the same square from both images of a pair.
@@ -22,13 +29,21 @@ from gankit.errors import DataError
 
 # uint8 images: (N, C, S, S), or a list of (C, H_i, W_i) each at least ``resolution`` a side
 Stored = torch.Tensor | list[torch.Tensor]
+AUGMENT_RANK_STRIDE = 7_919  # rank r's augmentation generator is seeded seed + 1 + this * r
 
 
 class _Order:
     """A resumable walk through ``size`` indices: a fresh permutation each epoch, seeded by
-    (seed, epoch); with ``world_size`` > 1 each rank takes every world_size-th index."""
+    (seed, epoch); with ``world_size`` > 1 each rank takes every world_size-th index of it
+    (truncated to a multiple of world_size, so every rank's epoch has the same length).
+
+    ``position`` counts this rank's indices taken in the current epoch; the global position (all
+    ranks together) is ``position * world_size``.
+    """
 
     def __init__(self, size: int, seed: int, rank: int, world_size: int) -> None:
+        if size < world_size:
+            raise DataError(f"{size} images cannot be shared among {world_size} processes")
         self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
         self.epoch, self.position = 0, 0
         self._order = self._epoch_order(0)
@@ -36,7 +51,10 @@ class _Order:
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         rng = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         permutation = torch.randperm(self.size, generator=rng)
-        return permutation[self.rank :: self.world_size]
+        if self.world_size == 1:
+            return permutation
+        usable = self.size - self.size % self.world_size
+        return permutation[:usable][self.rank :: self.world_size]
 
     def take(self, count: int) -> torch.Tensor:
         """The next ``count`` indices, (count,) int64, crossing epochs as needed."""
@@ -52,11 +70,16 @@ class _Order:
         return torch.cat(taken)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "dataset_size": self.size}
+        return {"epoch": self.epoch, "position": self.position, "dataset_size": self.size,
+                "world_size": self.world_size}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        """Continue at the saved epoch and global position; saved by another world size, the
+        global position is rounded down to a multiple of this one (a few images seen twice)."""
+        self.epoch = int(state["epoch"])
         self._order = self._epoch_order(self.epoch)
+        global_position = int(state["position"]) * int(state.get("world_size", 1))
+        self.position = min(global_position // self.world_size, len(self._order))
 
 
 class InfiniteLoader:
@@ -64,7 +87,9 @@ class InfiniteLoader:
     two-domain set {"a": (B, C_a, R, R), "b": (B, C_b, R, R)} instead (paired: the same examples,
     cropped and flipped alike; unpaired: domain B in an order of its own).
 
-    With ``world_size`` > 1 each rank takes every world_size-th index of the shared permutation.
+    With ``world_size`` > 1 each rank takes every world_size-th index of the shared permutation
+    (``batch_size`` is then this rank's share of the global batch) and draws its augmentations
+    from a generator of its own.
     """
 
     def __init__(
@@ -79,11 +104,12 @@ class InfiniteLoader:
     ) -> None:
         self.images, self.cfg, self.batch_size = images, cfg, batch_size
         self.device = torch.device(device)
+        self.seed, self.rank, self.world_size = seed, rank, world_size
         self.order = _Order(len(images), seed, rank, world_size)
         self.order_b = None
         if images.images_b is not None and not images.paired:
             self.order_b = _Order(len(images.images_b), seed + 2, rank, world_size)
-        self.augment_rng = torch.Generator().manual_seed(seed + 1)
+        self.augment_rng = torch.Generator().manual_seed(seed + 1 + AUGMENT_RANK_STRIDE * rank)
         for stored in (images.images, images.images_b):
             if isinstance(stored, list):
                 _check_crop_fits(stored, cfg.resolution, images.description)
@@ -127,10 +153,22 @@ class InfiniteLoader:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue where ``state`` (this rank's, or any rank's) left off.
+
+        Saved with the same world size: exactly (order and augmentation draws). Saved with
+        another: the same epoch and global position (rounded down to a multiple of the new world
+        size), and augmentation draws re-seeded from (seed, rank, epoch, position): the global
+        batches continue the same permutation, the random crops and flips are new ones.
+        """
         self.order.load_state_dict(state)
-        self.augment_rng.set_state(state["augment_rng"])
         if self.order_b is not None:
             self.order_b.load_state_dict(state["b"])
+        if int(state.get("world_size", 1)) == self.world_size:
+            self.augment_rng.set_state(state["augment_rng"])
+        else:
+            where = self.order.epoch * len(self.images) + self.order.position
+            reseed = self.seed + 1 + AUGMENT_RANK_STRIDE * self.rank + 1_000_003 * where
+            self.augment_rng.manual_seed(reseed % 2**63)
 
 
 def augment(images: torch.Tensor, cfg: DataConfig, rng: torch.Generator) -> torch.Tensor:

@@ -156,6 +156,9 @@ def evaluate(
     seed: int | None = None,  # the seed the images were generated with, recorded as is
     reference_images: torch.Tensor | None = None,  # the reference images if already in memory
     resize: str = DEFAULT_RESIZE,  # how images reach Inception's 299 x 299 (recorded)
+    # Several training processes: this process's features (n_r, D) -> everyone's, concatenated,
+    # on rank 0 (None elsewhere). ``images`` are then this rank's share; other ranks return [].
+    gather: Callable[[np.ndarray], np.ndarray | None] | None = None,
 ) -> list[MetricResult]:
     """Every metric in ``metrics`` of ``images`` against ``reference``, with its protocol."""
     chosen = [METRICS.get(name) for name in metrics]
@@ -171,6 +174,11 @@ def evaluate(
             continue
         what = "logits" if network_name == "inception-logits" else "features"
         generated = extract(network, images, batch_size, progress, what)
+        if gather is not None:
+            gathered = gather(generated)
+            if gathered is None:  # not rank 0: its features are with rank 0 now
+                continue
+            generated = gathered
         real = None
         if any(m.needs_reference for m in users):
             real = reference_features(
@@ -179,7 +187,7 @@ def evaluate(
                 kind=what, images=reference_images,
             )  # fmt: skip
         protocol = {
-            "n_generated": len(images), "extractor": network.name,
+            "n_generated": len(generated), "extractor": network.name,
             "extractor_hash": network.hash[:16], "resize": network.resize,
             "gankit_version": __version__, "seed": seed,
         }  # fmt: skip

@@ -3,6 +3,10 @@
 The trainer owns everything around the GAN math: optimisers (one per phase), zero_grad / backward /
 step, autocast and gradient scaling, the EMA generator, statistics, sample grids, checkpoints and
 the export. It knows no family by name: an :class:`Objective` supplies networks, phases and losses.
+
+Under ``torchrun`` it trains data-parallel (:mod:`gankit.train.distributed`): every rank runs this
+same loop on its share of each global batch, averages each phase's gradients with the others
+before stepping, and agrees with them on skipped steps and stop signals; only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from gankit.errors import CheckpointError, GankitError
 from gankit.metrics import MetricResult
 from gankit.objectives import OBJECTIVES, Objective, Phase
 from gankit.train import checkpoint as ckpt
+from gankit.train import distributed
 from gankit.train.ema import EMA
 from gankit.train.evaluation import PeriodicEvaluation
 from gankit.train.export import export_generator
@@ -112,13 +117,26 @@ class Trainer:
         resume: bool = False,
         images: ImageSet | None = None,  # pre-loaded data; None = load ``cfg.data``
     ) -> None:
+        self.dist, self.device = distributed.setup(select_device(cfg.train.device))
+        if self.dist.enabled:  # one run folder: rank 0's (a default name has a timestamp)
+            run_dir = self.dist.broadcast_object(str(run_dir))
         self.cfg, self.run = cfg, RunDir(Path(run_dir))
-        self.device = select_device(cfg.train.device)
-        torch.manual_seed(cfg.train.seed)
-        self.images = images if images is not None else load_images(cfg.data)
-        self.objective: Objective = OBJECTIVES.get(cfg.family)(cfg, self.images.num_classes)
+        local_batch = self.dist.local_batch(cfg.train.batch_size)
+        torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
+        if images is None:
+            with self.dist.rank_zero_first() if self.dist.enabled else nullcontext():
+                images = load_images(cfg.data)  # rank 0 first: it may download
+        self.images = images
+        self.objective: Objective = OBJECTIVES.get(cfg.family)(
+            self._rank_config(local_batch), self.images.num_classes
+        )
         self.objective.to(self.device)
         self.objective.check_data(self.images)
+        if self.dist.enabled:
+            if cfg.train.sync_batchnorm:
+                for network in self.objective.networks.values():
+                    distributed.convert_sync_batchnorm(network, self.device)
+            self.dist.broadcast_tensors(self._network_tensors(buffers_only=False))
         self.phases = self.objective.phases()
         self.optimizers = {
             phase.name: make_optimizer(phase, self._parameters(phase.networks))
@@ -129,8 +147,9 @@ class Trainer:
         self.guard = NonFiniteGuard(cfg.train.nonfinite_patience)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
         self.loader = InfiniteLoader(
-            self.images, cfg.data, cfg.train.batch_size, cfg.train.seed, self.device
-        )
+            self.images, cfg.data, local_batch, cfg.train.seed, self.device,
+            rank=self.dist.rank, world_size=self.dist.world_size,
+        )  # fmt: skip
         grid_rng = torch.Generator(self.device).manual_seed(cfg.train.seed)
         grid = cfg.train.grid_size**2
         preview = InfiniteLoader(self.images, cfg.data, grid, cfg.train.seed + 7, self.device)
@@ -141,7 +160,9 @@ class Trainer:
             real_images = real.get("b", real.get("image"))
             self.health = HealthMonitor(diversity(real_images), cfg.train.steps)
         self.evaluation = (
-            PeriodicEvaluation(cfg, self.images, self.device) if cfg.eval.metrics else None
+            PeriodicEvaluation(cfg, self.images, self.device, self.dist)
+            if cfg.eval.metrics
+            else None
         )
         self._last_eval_step = -1
         self.last_metrics: list[MetricResult] = []
@@ -152,6 +173,10 @@ class Trainer:
         self._latest_step: int | None = None  # the step checkpoints/latest.pt holds
         self._writer: Any = None  # TensorBoard SummaryWriter while fit() runs
         self._log_file: logging.Handler | None = None  # the run's log.txt while fit() runs
+        self._stop: StopSignals | None = None  # while fit() runs
+        self._stop_votes: torch.Tensor | None = None  # ranks that asked to stop (mean, 0 = none)
+        if self.dist.enabled:  # each rank its own noise stream: a global batch of distinct z
+            torch.manual_seed(distributed.rank_seed(cfg.train.seed, self.dist.rank))
         if resume:
             self._resume()
         elif self.run.latest.exists():
@@ -165,6 +190,23 @@ class Trainer:
 
     def _parameters(self, names: tuple[str, ...]) -> list[nn.Parameter]:
         return [p for name in names for p in self.objective.networks[name].parameters()]
+
+    def _rank_config(self, local_batch: int) -> RunConfig:
+        """The config the objective sees: with several ranks its ``train.batch_size`` is this
+        rank's share (objectives size their generator batches by it); else ``cfg`` itself."""
+        if not self.dist.enabled:
+            return self.cfg
+        train = self.cfg.train.model_copy(update={"batch_size": local_batch})
+        return self.cfg.model_copy(update={"train": train})
+
+    def _network_tensors(self, buffers_only: bool) -> list[torch.Tensor]:
+        """Every buffer (and parameter) of every network, in a fixed order."""
+        tensors: list[torch.Tensor] = []
+        for network in self.objective.networks.values():
+            if not buffers_only:
+                tensors += [p.data for p in network.parameters()]
+            tensors += list(network.buffers())
+        return tensors
 
     def _autocast(self) -> AbstractContextManager[Any]:
         precision = self.cfg.train.precision
@@ -188,6 +230,8 @@ class Trainer:
                 loss, stats = self.objective.loss(phase.name, batch)
             optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            if self.dist.enabled:
+                loss = self._average_gradients(optimizer, loss)
             if not self.guard.is_finite(loss, optimizer, not self.scaler.is_enabled()):
                 optimizer.zero_grad(set_to_none=True)
                 self.guard.skip()
@@ -197,6 +241,18 @@ class Trainer:
             self.objective.after_step(phase.name)
             self._accumulate(stats)
 
+    def _average_gradients(
+        self, optimizer: torch.optim.Optimizer, loss: torch.Tensor
+    ) -> torch.Tensor:
+        """Average the gradients ``optimizer`` is about to apply over the ranks (one all-reduce,
+        see :mod:`gankit.train.distributed`); returns the mean loss. The same buffer carries each
+        rank's stop request, so all ranks see every request at the same step."""
+        stop = 1.0 if self._stop is not None and self._stop.requested else 0.0
+        extras = torch.stack([loss.detach().float(), loss.new_full((), stop, dtype=torch.float32)])
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        mean_loss, self._stop_votes = self.dist.average_gradients(parameters, extras)
+        return mean_loss
+
     def train_step(self) -> None:
         """Every phase due at this step, then the EMA update."""
         self.objective.train()
@@ -204,6 +260,8 @@ class Trainer:
         for phase in self.phases:
             if self.step % phase.every == 0:
                 self._run_phase(phase)
+        if self.dist.enabled:  # BN running statistics: rank 0's everywhere (as DDP broadcasts)
+            self.dist.broadcast_tensors(self._network_tensors(buffers_only=True))
         if self.ema is not None:
             self.ema.update(self.objective.networks[self.objective.sample_network])
         self.step += 1
@@ -247,7 +305,7 @@ class Trainer:
         progress = tqdm(
             total=train.steps,
             initial=self.step,
-            disable=not train.progress,
+            disable=not train.progress or not self.dist.is_main,
             desc=self.cfg.family,
             unit="step",
             dynamic_ncols=True,
@@ -258,6 +316,7 @@ class Trainer:
         try:
             self._prepare_run_dir()
             with StopSignals() as stop:
+                self._stop = stop
                 while self.step < train.steps:
                     self._guarded_step()
                     if self.guard.exhausted:
@@ -267,22 +326,36 @@ class Trainer:
                     progress.update(1)
                     if self.step % train.log_every == 0:
                         clock = self._log_stats(progress, clock)
-                    if train.sample_every and self.step % train.sample_every == 0:
+                    sample_due = train.sample_every and self.step % train.sample_every == 0
+                    if sample_due and self.dist.is_main:
                         self.save_sample_grid()
                     if self._evaluation_due():
                         self.run_evaluation()
                     if train.checkpoint_every and self.step % train.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if stop.requested:
-                        log.warning(
-                            "%s received at step %d: saving and stopping", stop.requested, self.step
-                        )
+                    if self._stop_agreed(stop):
                         interrupted = True
                         break
             return self._finish(interrupted)
         finally:
+            self._stop = None
             progress.close()
             self._close_outputs()
+
+    def _stop_agreed(self, stop: StopSignals) -> bool:
+        """Whether to stop after this step: a signal here, or (several ranks) on any rank by the
+        last all-reduce of this step, so that every rank stops at the same step."""
+        if self.dist.enabled:
+            if self._stop_votes is None or float(self._stop_votes) == 0:
+                return False
+        elif not stop.requested:
+            return False
+        if stop.requested:
+            log.warning("%s received at step %d: saving and stopping", stop.requested, self.step)
+        elif self.dist.is_main:
+            log.warning("another training process was asked to stop at step %d: saving and "
+                        "stopping", self.step)  # fmt: skip
+        return True
 
     def _close_outputs(self) -> None:
         if self._writer is not None:
@@ -299,11 +372,20 @@ class Trainer:
         if self.evaluation is not None and not interrupted and self._last_eval_step != self.step:
             self.run_evaluation()
         self.save_checkpoint()
-        grid = self.save_sample_grid()
-        plot_losses(read_records(self.run.losses), self.run.loss_plot, title=str(self.run.root))
-        export_dir = None
-        if not interrupted:
-            export_dir = export_generator(self.objective, self.sampling_network(), self.run.export)
+        grid = export_dir = None
+        if self.dist.is_main:
+            grid = self.save_sample_grid()
+            plot_losses(read_records(self.run.losses), self.run.loss_plot, title=str(self.run.root))
+            if not interrupted:
+                objective_cfg, self.objective.cfg = self.objective.cfg, self.cfg  # global batch
+                try:
+                    export_dir = export_generator(
+                        self.objective, self.sampling_network(), self.run.export
+                    )
+                finally:
+                    self.objective.cfg = objective_cfg
+        if self.dist.enabled:  # every rank returns when the run's files are complete
+            self.dist.barrier()
         return TrainResult(
             self.run.root, self.step, interrupted, grid, export_dir, self.last_metrics
         )
@@ -311,7 +393,12 @@ class Trainer:
     def _log_stats(self, progress: tqdm | None, clock: tuple[float, int]) -> tuple[float, int]:
         """Read back the accumulated statistics (one host sync), check them, log them."""
         keys = sorted(self._stats)
-        sums = torch.stack([self._stats[k] for k in keys]).tolist()
+        sums: list[float] = []
+        if keys:  # none when every step of the window was skipped
+            stacked = torch.stack([self._stats[k] for k in keys])
+            if self.dist.enabled:  # every rank ran the same phases: the same keys and counts
+                stacked = self.dist.mean(stacked)
+            sums = stacked.tolist()
         record: dict[str, Any] = {"step": self.step}
         record |= {k: total / self._stats_count[k] for k, total in zip(keys, sums, strict=True)}
         self._stats, self._stats_count = {}, {}
@@ -319,6 +406,18 @@ class Trainer:
         elapsed_steps = self.step - clock[1]
         if elapsed_steps > 0 and now > clock[0]:
             record["images_per_s"] = elapsed_steps * self.cfg.train.batch_size / (now - clock[0])
+        bad = [k for k in keys if not math.isfinite(record[k])]
+        if self.dist.is_main:
+            self._write_stats(record, progress)
+        if bad:
+            raise TrainingDiverged(
+                f"{', '.join(bad)} became non-finite by step {self.step}; the last good checkpoint "
+                f"is {self.run.latest} (try a lower learning rate)"
+            )
+        return now, self.step
+
+    def _write_stats(self, record: dict[str, Any], progress: tqdm | None) -> None:
+        """Rank 0: the record to losses.jsonl, the log, TensorBoard and the progress bar."""
         if self.guard.skipped:
             record["skipped_steps"] = self.guard.skipped  # over the whole run
             if self.guard.skipped > self._skipped_logged:
@@ -336,13 +435,6 @@ class Trainer:
             progress.set_postfix(
                 {k: f"{v:.3g}" for k, v in record.items() if k != "step"}, refresh=False
             )
-        bad = [k for k in keys if not math.isfinite(record[k])]
-        if bad:
-            raise TrainingDiverged(
-                f"{', '.join(bad)} became non-finite by step {self.step}; the last good checkpoint "
-                f"is {self.run.latest} (try a lower learning rate)"
-            )
-        return now, self.step
 
     # ------------------------------------------------------------------------------------------
     # Metrics
@@ -355,18 +447,23 @@ class Trainer:
         """Evaluate the sampling network; log to metrics.jsonl and TensorBoard; keep best.pt."""
         assert self.evaluation is not None
         results = self.evaluation.run(self.objective, self.sampling_network(), self.step)
-        for result in results:
-            append_record(self.run.metrics, result.record(step=self.step))
-            if self._writer is not None:
-                self._writer.add_scalar(f"eval/{result.metric}", result.value, self.step)
+        if self.dist.is_main:
+            for result in results:
+                append_record(self.run.metrics, result.record(step=self.step))
+                if self._writer is not None:
+                    self._writer.add_scalar(f"eval/{result.metric}", result.value, self.step)
         self._last_eval_step, self.last_metrics = self.step, results
-        if self.evaluation.improved(results, self.step):
-            ckpt.save_checkpoint(self.state_dict(), self.run.best)
+        if self.evaluation.improved(results, self.step):  # the same results on every rank
+            state = self.state_dict()
+            if self.dist.is_main:
+                ckpt.save_checkpoint(state, self.run.best)
 
     # ------------------------------------------------------------------------------------------
     # Files
 
     def _prepare_run_dir(self) -> None:
+        if not self.dist.is_main:
+            return
         self.run.root.mkdir(parents=True, exist_ok=True)
         self.run.config.write_text(self.cfg.to_yaml(), encoding="utf-8")
         self._log_file = logging.FileHandler(self.run.log, encoding="utf-8")
@@ -382,6 +479,13 @@ class Trainer:
             self.device,
             self.run.root,
         )
+        if self.dist.enabled:
+            log.info(
+                "%d processes (%s), %d images per process of the global batch %d%s",
+                self.dist.world_size, "nccl" if self.device.type == "cuda" else "gloo",
+                self.loader.batch_size, self.cfg.train.batch_size,
+                ", synchronised batch norm" if self.cfg.train.sync_batchnorm else "",
+            )  # fmt: skip
         if self.cfg.output.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -425,6 +529,10 @@ class Trainer:
             self._writer.add_text("health", warning, self.step)
 
     def state_dict(self) -> dict[str, Any]:
+        """The whole training state. With several ranks a collective (every rank must call it):
+        ``ranks`` holds each rank's own random streams, sampler and objective state, in order;
+        the top-level ``rng`` and ``loader`` are rank 0's."""
+        rank_state = self._rank_state()
         return {
             "family": self.cfg.family,
             "config": self.cfg.to_dict(),
@@ -438,9 +546,21 @@ class Trainer:
             "fixed_inputs": self.fixed_inputs,
             "objective": self.objective.extra_state(),
             "best": self.evaluation.best if self.evaluation else None,
-            "rng": ckpt.capture_rng(),
+            "rng": rank_state["rng"],
             "guard": self.guard.state_dict(),
+            "world_size": self.dist.world_size,
+            "ranks": self.dist.all_gather_object(rank_state) if self.dist.enabled else None,
         }
+
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between ranks: RNG states, the sampler's augmentation draws, the
+        objective's extra state (e.g. an image pool); on the CPU when gathered from ranks."""
+        state = {
+            "rng": ckpt.capture_rng(),
+            "loader": self.loader.state_dict(),
+            "objective": self.objective.extra_state(),
+        }
+        return _to_cpu(state) if self.dist.enabled else state
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoints/latest.pt`` atomically. With ``train.keep_checkpoints`` = N > 1
@@ -450,18 +570,26 @@ class Trainer:
         :class:`CheckpointError` line."""
         latest, keep = self.run.latest, self.cfg.train.keep_checkpoints
         previous = self._latest_step
-        try:
-            if keep > 1 and latest.is_file() and previous is not None and previous != self.step:
-                ckpt.keep_copy(latest, self.run.step_checkpoint(previous))
-            ckpt.save_checkpoint(self.state_dict(), latest)
-        except OSError as exc:
+        state = self.state_dict()  # a collective with several ranks
+        failure = None
+        if self.dist.is_main:
+            try:
+                if keep > 1 and latest.is_file() and previous is not None and previous != self.step:
+                    ckpt.keep_copy(latest, self.run.step_checkpoint(previous))
+                ckpt.save_checkpoint(state, latest)
+            except OSError as exc:
+                failure = str(exc.strerror or exc)
+        if self.dist.enabled:  # every rank stops with rank 0's error, none waits forever
+            failure = self.dist.broadcast_object(failure)
+        if failure is not None:
             before = f"step {previous}" if previous is not None else "none"
             raise CheckpointError(
                 f"could not write the checkpoint of step {self.step} to {latest} "
-                f"({exc.strerror or exc}); the previous checkpoint ({before}) is intact"
-            ) from None
+                f"({failure}); the previous checkpoint ({before}) is intact"
+            )
         self._latest_step = self.step
-        ckpt.prune(self.run.checkpoints, keep - 1)
+        if self.dist.is_main:
+            ckpt.prune(self.run.checkpoints, keep - 1)
         return latest
 
     def _resume(self) -> None:
@@ -482,11 +610,21 @@ class Trainer:
                 f"checkpoint was trained on {state['loader']['dataset_size']}"
             )
         self._load_state(state)
-        for partial in self.run.checkpoints.glob(".*.tmp"):  # a write killed half-way
-            partial.unlink(missing_ok=True)
-        truncate_after(self.run.losses, self.step)
-        truncate_after(self.run.metrics, self.step)
+        if self.dist.is_main:
+            for partial in self.run.checkpoints.glob(".*.tmp"):  # a write killed half-way
+                partial.unlink(missing_ok=True)
+            truncate_after(self.run.losses, self.step)
+            truncate_after(self.run.metrics, self.step)
+        saved_world = int(state.get("world_size") or 1)
         log.info("resumed %s at step %d", self.run.root, self.step)
+        if saved_world != self.dist.world_size:
+            log.info(
+                "the checkpoint was written by %d processes, this run has %d: the global batch "
+                "stays train.batch_size=%d (%d per process), the data order continues at the same "
+                "position, the random streams of the processes are re-seeded",
+                saved_world, self.dist.world_size, self.cfg.train.batch_size,
+                self.loader.batch_size,
+            )  # fmt: skip
 
     def _load_state(self, state: dict[str, Any]) -> None:
         """Everything a checkpoint holds back into the trainer (after _resume's checks)."""
@@ -497,16 +635,32 @@ class Trainer:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         self.scaler.load_state_dict(state["scaler"])
-        self.objective.load_extra_state(state["objective"])
-        self.loader.load_state_dict(state["loader"])
         self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed_inputs"].items()}
         self.step = int(state["step"])
         if self.evaluation is not None:
             self.evaluation.best = state.get("best")
-        ckpt.restore_rng(state["rng"])
         self._latest_step = self.step
         if "guard" in state:
             self.guard.load_state_dict(state["guard"])
+        self._load_rank_state(state)
+
+    def _load_rank_state(self, state: dict[str, Any]) -> None:
+        """This rank's random streams, sampler and objective state. Saved by as many ranks as
+        now: each rank continues its own exactly. Saved by another number: the sampler
+        continues at the same global position (see InfiniteLoader.load_state_dict), the
+        objective's extra state is rank 0's, and the torch RNG of every rank is re-seeded from
+        (train.seed, rank, step)."""
+        ranks = state.get("ranks")
+        same_world = int(state.get("world_size") or 1) == self.dist.world_size
+        if same_world and ranks:
+            own = ranks[self.dist.rank]
+        else:
+            own = {"rng": state["rng"], "loader": state["loader"], "objective": state["objective"]}
+        self.objective.load_extra_state(own["objective"])
+        self.loader.load_state_dict(own["loader"])
+        ckpt.restore_rng(own["rng"])
+        if not same_world:
+            torch.manual_seed(distributed.rank_seed(self.cfg.train.seed, self.dist.rank, self.step))
 
     def _on_nonfinite(self) -> None:
         """``nonfinite_patience`` steps in a row were skipped: roll back or stop."""
@@ -530,12 +684,25 @@ class Trainer:
         guard.rollbacks, guard.skipped, guard.streak = rollbacks, skipped, 0
         guard.lr_scale = ROLLBACK_LR_FACTOR**rollbacks
         self._stats, self._stats_count = {}, {}
+        if not self.dist.is_main:
+            return
         truncate_after(self.run.losses, self.step)
         truncate_after(self.run.metrics, self.step)
         log.warning(
             "%s: rolled back to the checkpoint of step %d with learning rates x%g (rollback %d "
             "of at most %d)", what, self.step, guard.lr_scale, rollbacks, MAX_ROLLBACKS,
         )  # fmt: skip
+
+
+def _to_cpu(tree: Any) -> Any:
+    """``tree`` (dicts, lists, tuples of tensors and plain values) with every tensor on the CPU."""
+    if isinstance(tree, torch.Tensor):
+        return tree.cpu()
+    if isinstance(tree, dict):
+        return {k: _to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_to_cpu(v) for v in tree)
+    return tree
 
 
 def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
