@@ -33,7 +33,7 @@ def test_family_settings_are_typed_per_family():
     [
         ("train.lr_gg=1e-4", r"unknown key 'train.lr_gg'; valid keys here: steps, batch_size"),
         ("nonsense.key=1", r"unknown key 'nonsense'"),
-        ("train.precision=fp8", r"train.precision: Input should be 'fp32', 'bf16' or 'fp16'"),
+        ("train.precision=fp8", r"train.precision: Input should be 'auto', 'fp32', 'bf16' or"),
         ("train.batch_size=0", r"train.batch_size: Input should be greater than or equal to 1"),
         ("train.steps=abc", r"train.steps: .*integer.*\(got 'abc'\)"),
         ("data.channels=2", r"data.channels: Input should be 1 or 3"),

@@ -381,7 +381,10 @@ def test_resume_is_bit_identical_and_the_export_translates(tmp_path):
     label_images = next(straight.loader)["a"]
     translated = loaded.translate(label_images)
     straight.objective.eval()
-    assert torch.equal(translated, straight.objective.translate(label_images))
+    # same weights; the live network may be NHWC (the fast path), the export
+    # NCHW: other convolution kernels, equal to float rounding
+    expected = straight.objective.translate(label_images)
+    torch.testing.assert_close(translated, expected, rtol=0, atol=1e-5)
     assert translated.shape == label_images.shape
 
 

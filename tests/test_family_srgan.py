@@ -289,7 +289,10 @@ def test_resume_is_bit_identical_and_the_export_upscales_x4(tmp_path):
     upscaled = loaded.translate(low)
     assert upscaled.shape == (2, 1, 20, 24)
     straight.objective.eval()
-    assert torch.equal(upscaled, straight.objective.translate(low))
+    # same weights; the live network may be NHWC (the fast path), the export
+    # NCHW: other convolution kernels, equal to float rounding
+    expected = straight.objective.translate(low)
+    torch.testing.assert_close(upscaled, expected, rtol=0, atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------------

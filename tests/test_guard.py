@@ -135,7 +135,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
 def test_out_of_memory_is_one_line_suggesting_a_smaller_batch(tmp_path, monkeypatch):
     from gankit.errors import GankitError
 
-    trainer = Trainer(tiny_config("dcgan", "train.steps=4"), tmp_path)
+    trainer = Trainer(tiny_config("dcgan", "train.steps=4", "train.precision=fp32"), tmp_path)
 
     def too_big():
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

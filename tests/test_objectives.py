@@ -121,7 +121,10 @@ def test_each_family_resumes_bit_identically_and_exports(family, tmp_path):
         expected = straight.objective.generate_eval({"a": inputs})
         translated = loaded.translate(inputs)
         assert translated.shape[-2:] == (inputs.shape[-2] * scale, inputs.shape[-1] * scale)
-        assert torch.equal(translated, straight.objective.metric_view(expected))
+        # same weights; the live network may be NHWC (the fast path), the export
+        # NCHW: other convolution kernels, equal to float rounding
+        expected = straight.objective.metric_view(expected)
+        torch.testing.assert_close(translated, expected, rtol=0, atol=1e-5)
         with pytest.raises(GankitError, match="translate"):
             loaded.sample(3, seed=1)
         return

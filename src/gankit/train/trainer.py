@@ -37,6 +37,12 @@ from gankit.train import distributed
 from gankit.train.ema import EMA
 from gankit.train.evaluation import PeriodicEvaluation
 from gankit.train.export import export_generator
+from gankit.train.fastpath import (
+    autocast_dtype,
+    configure_backends,
+    resolve_channels_last,
+    resolve_precision,
+)
 from gankit.train.guard import MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, NonFiniteGuard
 from gankit.train.health import HealthMonitor, diversity
 from gankit.train.history import append_record, plot_losses, read_records, truncate_after
@@ -132,6 +138,14 @@ class Trainer:
         )
         self.objective.to(self.device)
         self.objective.check_data(self.images)
+        self.precision = resolve_precision(cfg.train.precision, self.device)
+        self.channels_last = resolve_channels_last(
+            cfg.train.channels_last, self.device, self.precision
+        )
+        configure_backends(self.device, cfg.train.precision)
+        if self.channels_last:  # NHWC weights; convolutions then keep activations NHWC
+            for network in self.objective.networks.values():
+                network.to(memory_format=torch.channels_last)
         if self.dist.enabled:
             if cfg.train.sync_batchnorm:
                 for network in self.objective.networks.values():
@@ -145,7 +159,10 @@ class Trainer:
         sampled = self.objective.networks[self.objective.sample_network]
         self.ema = EMA(sampled, cfg.train.ema_decay) if cfg.train.ema else None
         self.guard = NonFiniteGuard(cfg.train.nonfinite_patience)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        if cfg.train.compile:  # in place: parameters and state-dict keys stay the same
+            for network in self.objective.networks.values():
+                network.compile()
         self.loader = InfiniteLoader(
             self.images, cfg.data, local_batch, cfg.train.seed, self.device,
             rank=self.dist.rank, world_size=self.dist.world_size,
@@ -209,10 +226,9 @@ class Trainer:
         return tensors
 
     def _autocast(self) -> AbstractContextManager[Any]:
-        precision = self.cfg.train.precision
-        if precision == "fp32":
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
             return nullcontext()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _run_phase(self, phase: Phase) -> None:
@@ -284,7 +300,7 @@ class Trainer:
             raise GankitError(
                 f"out of memory on {self.device}{used} at train.batch_size={batch}, step "
                 f"{self.step}: try --set train.batch_size={max(batch // 2, 1)}"
-                + (" or --set train.precision=bf16" if self.cfg.train.precision == "fp32" else "")
+                + (" or --set train.precision=bf16" if self.precision == "fp32" else "")
             ) from None
 
     def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:

@@ -1,0 +1,74 @@
+"""The fast paths a device offers, and the defaults that choose them (``train.precision``,
+``train.channels_last``, ``train.compile``).
+
+- Precision ``auto``: on CUDA, bf16 autocast where the GPU supports it (Ampere and newer), else
+  fp16 autocast with a gradient scaler; on a CPU with native bf16 instructions (AVX512-BF16 or
+  AMX, read from /proc/cpuinfo), bf16 autocast; elsewhere fp32. Parameters, optimiser states
+  and the losses stay fp32 (every loss in :mod:`gankit.losses` casts its inputs; the gradient
+  penalty's critic pass runs without autocast).
+- channels_last ``auto``: on when convolutions gain from it, i.e. on CUDA and on a CPU in bf16
+  (oneDNN's bf16 convolutions are NHWC kernels; in fp32 on a CPU it measured no faster).
+- compile (off by default): ``torch.compile`` of every network, in place (state-dict keys do not
+  change). It pays back only on long runs: the first steps of each phase compile for minutes.
+- On CUDA, cuDNN picks the fastest convolution algorithms for the shapes in use
+  (``cudnn.benchmark``), and TF32 matmuls are allowed unless the precision is an explicit fp32.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+log = logging.getLogger("gankit")
+
+Precision = Literal["fp32", "bf16", "fp16"]
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16). Elsewhere oneDNN
+    emulates bf16, slower than fp32, so ``auto`` stays fp32."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "").split()
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """``train.precision`` -> the autocast dtype name used on ``device``."""
+    if precision != "auto":
+        return precision  # type: ignore[return-value]
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def resolve_channels_last(setting: bool | str, device: torch.device, precision: Precision) -> bool:
+    """``train.channels_last`` (true, false or auto) -> whether networks and batches are NHWC."""
+    if setting != "auto":
+        return bool(setting)
+    return device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
+
+
+def autocast_dtype(precision: Precision) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision; None for fp32 (no autocast)."""
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def configure_backends(device: torch.device, precision: str) -> None:
+    """cuDNN autotuning, and TF32 unless fp32 was asked for by name (CUDA only)."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    allow_tf32 = precision != "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
