@@ -89,6 +89,11 @@ def make_optimizer(phase: Phase, parameters: list[nn.Parameter]) -> torch.optim.
     raise GankitError(f"unknown optimizer {phase.optimizer!r}; valid: adam, adamw, rmsprop, sgd")
 
 
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    """Images (N, C, H, W) in the NHWC memory layout; other tensors (labels) as they are."""
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
+
+
 class StopSignals(AbstractContextManager["StopSignals"]):
     """While active, SIGINT and SIGTERM set ``requested`` instead of killing the process, so the
     loop can finish its step and save. A second signal raises KeyboardInterrupt as usual."""
@@ -242,6 +247,8 @@ class Trainer:
             group["lr"] = lr
         for _ in range(phase.repeats):
             batch = next(self.loader) if phase.needs_data else None
+            if batch is not None and self.channels_last:  # as the weights: no per-layer reorder
+                batch = {k: _channels_last(v) for k, v in batch.items()}
             with self._autocast():
                 loss, stats = self.objective.loss(phase.name, batch)
             optimizer.zero_grad(set_to_none=True)
