@@ -20,18 +20,18 @@ pytestmark = [
     pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="needs ../shared/data/mnist"),
 ]
 
-# Thresholds: the measured digit-fd (benchmarks/results/zoo.json, in the comment) with a margin
-# for other machines and torch builds.
+# Thresholds: the measured digit-fd (benchmarks/results/zoo.json, in the comment; recorded in fp32,
+# before bf16 became the CPU default) with a margin for other machines, precisions and torch builds.
 THRESHOLDS = {
     "gan": 1000.0,  # 733
-    "dcgan": 300.0,  # 219
-    "cgan": 100.0,  # 44 (3,000 steps; the classifier agrees on 92%)
+    "dcgan": 200.0,  # 103
+    "cgan": 100.0,  # 44 (the classifier agrees on 92%)
     "lsgan": 300.0,  # 193
-    "wgan": 900.0,
+    "wgan": 400.0,  # 246
     "wgan-gp": 300.0,  # 157
-    "sngan": 450.0,
-    "sagan": 900.0,  # 608, but the classifier agrees on only 15% after 1,000 steps
-    "biggan": 600.0,  # 373, but the classifier agrees on only 21% after 1,000 steps
+    "sngan": 450.0,  # 296
+    "sagan": 900.0,  # 608 at 1,000 steps; the 4,000-step budget is still being recorded
+    "biggan": 600.0,  # 373 at 1,000 steps; the 4,000-step budget is still being recorded
     "progan": 700.0,
     "cogan": 900.0,
 }
