@@ -6,26 +6,16 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.zoo import REPO, git_commit  # zoo.py must also run as a plain script
+
 RESULTS_DIR = REPO / "benchmarks" / "results"
 MNIST = REPO.parent / "shared" / "data" / "mnist"
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                             capture_output=True, check=True)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def machine(device: str = "cpu") -> dict[str, Any]:
