@@ -31,11 +31,11 @@ from gankit.train import Trainer
 
 
 def dcgan_trainer(precision: str, device: str, batch_size: int, run_dir: str) -> Trainer:
-    """The DCGAN MNIST preset (32 px) on the bundled digits, at ``precision``."""
+    """The DCGAN MNIST preset at 32 px (DCGAN-32) on the bundled digits, at ``precision``."""
     preset = load_yaml(preset_path("dcgan", "mnist"))
     cfg = build_config(
         preset, family="dcgan",
-        data={"source": "mnist-bundled", "root": None},
+        data={"source": "mnist-bundled", "root": None, "resolution": 32},
         train={"precision": precision, "device": device, "batch_size": batch_size,
                "progress": False},
         output={"tensorboard": False},

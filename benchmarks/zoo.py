@@ -67,7 +67,7 @@ BUDGETS: dict[str, Budget] = {
     "wgan-gp": Budget(1000, {"g_width": 32, "critic_width": 32}),
     "sngan": Budget(1000, {"g_width": 16, "d_width": 16}),
     "sagan": Budget(4000, {"g_width": 16, "d_width": 16}),
-    "biggan": Budget(4000, {"g_width": 16, "d_width": 16}, {"ema": False}),
+    "biggan": Budget(2500, {"g_width": 16, "d_width": 16}, {"ema": False}),
     "progan": Budget(
         2500,
         {
@@ -140,6 +140,7 @@ def train_family(family: str, data_root: str | Path, run_dir: Path) -> tuple[Tra
         "n": EVAL_N,
         "seconds": round(seconds, 1),  # wall time of training and the final evaluation
         "cpu_seconds": round(cpu_seconds, 1),  # CPU time of the same, all threads
+        "precision": trainer.precision,  # train.precision resolved on this machine
         "load_average": round(os.getloadavg()[0], 2),  # other work on the machine at the end
         "class_agreement": round(class_agreement(trainer), 4) if is_conditional(trainer) else None,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
@@ -196,6 +197,8 @@ def readme_table(records: dict[str, dict]) -> str:
                 "-" if record["class_agreement"] is None else f"{record['class_agreement']:.0%}"
             )
             seconds = f"{record.get('cpu_seconds', record['seconds']) / 60:.1f} min"
+            # records from before train.precision existed were fp32
+            seconds += f" ({record.get('precision', 'fp32')})"
         grid = GRIDS / f"{family}.png"
         if grid.exists():
             value = f"[{value}](docs/zoo/{family}.png)"

@@ -223,6 +223,7 @@ def test_gankit_train_under_torchrun_writes_once_and_resumes_exactly_on_two_rank
     assert straight.returncode == 0, straight.stderr[-3000:]
     losses = [json.loads(line)["step"] for line in (run / "losses.jsonl").open()]
     assert losses == [2, 4]  # rank 0 alone writes
+    assert straight.stdout.count("gankit: finished at step 4") == 1  # and alone reports
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
         "step-000002.png", "step-000004.png",
     ]  # fmt: skip

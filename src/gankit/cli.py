@@ -145,6 +145,8 @@ def train(
 
 
 def _report(result: Any) -> None:
+    if not result.is_main:  # one summary per torchrun job, from rank 0
+        return
     state = "stopped early (resume with --resume)" if result.interrupted else "finished"
     click.echo(f"gankit: {state} at step {result.step}; run folder: {result.run_dir}")
     if result.last_grid:

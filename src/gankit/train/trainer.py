@@ -64,6 +64,7 @@ class TrainResult:
     last_grid: Path | None
     export_dir: Path | None
     metrics: list[MetricResult] = field(default_factory=list)  # the last evaluation's numbers
+    is_main: bool = True  # False on the other ranks of a torchrun job (they report nothing)
 
 
 def select_device(name: str) -> torch.device:
@@ -410,8 +411,9 @@ class Trainer:
         if self.dist.enabled:  # every rank returns when the run's files are complete
             self.dist.barrier()
         return TrainResult(
-            self.run.root, self.step, interrupted, grid, export_dir, self.last_metrics
-        )
+            self.run.root, self.step, interrupted, grid, export_dir, self.last_metrics,
+            is_main=self.dist.is_main,
+        )  # fmt: skip
 
     def _log_stats(self, progress: tqdm | None, clock: tuple[float, int]) -> tuple[float, int]:
         """Read back the accumulated statistics (one host sync), check them, log them."""
