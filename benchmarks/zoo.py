@@ -60,14 +60,14 @@ class Budget:
 # where a few thousand steps are too few for the EMA to catch up (BigGAN, ProGAN).
 BUDGETS: dict[str, Budget] = {
     "gan": Budget(4000, {"latent_dim": 64}),
-    "dcgan": Budget(2500, {"latent_dim": 64, "g_width": 32, "d_width": 32}),
+    "dcgan": Budget(5000),
     "cgan": Budget(3000),
     "lsgan": Budget(1500, {"g_width": 32, "d_width": 32}),
     "wgan": Budget(1500, {"g_width": 32, "critic_width": 32}),
     "wgan-gp": Budget(1000, {"g_width": 32, "critic_width": 32}),
     "sngan": Budget(1000, {"g_width": 16, "d_width": 16}),
     "sagan": Budget(4000, {"g_width": 16, "d_width": 16}),
-    "biggan": Budget(2500, {"g_width": 16, "d_width": 16}, {"ema": False}),
+    "biggan": Budget(3500, {"g_width": 16, "d_width": 16}, {"ema": False}),
     "progan": Budget(
         2500,
         {
