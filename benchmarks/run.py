@@ -97,7 +97,8 @@ def report(results: dict[str, list[dict[str, Any]]]) -> str:
         "time_to_quality": ("Time to quality (DCGAN preset, full MNIST; goal at 15 min: "
                             "FID <= 18, KID x 1000 <= 8)", [
             ("budget_minutes", "minutes"), ("precision", "precision"), ("steps", "steps"),
-            ("fid", "FID (n=2,000)"), ("kid_x1000", "KID x 1000"), ("overrides", "overrides")]),
+            ("fid", "FID (n=2,000)"), ("kid_x1000", "KID x 1000"), ("overrides", "overrides"),
+            ("commit", "commit")]),
         "eval_speed": ("Evaluation speed", [
             ("n", "n"), ("inception_images_per_s", "Inception img/s"),
             ("resize_images_per_s", "resize img/s"),
