@@ -89,7 +89,7 @@ def measure(family: str, device: str, steps: int, repeats: int, peaks: dict[str,
                                warmup=2, device=device)  # fmt: skip
         flops = count_flops(trainers["fp32"])
         batch = trainers["fp32"].cfg.train.batch_size
-        precision = getattr(trainers["fast"], "precision", "fp32")
+        precision = trainers["fast"].precision
         resolution = trainers["fp32"].cfg.data.resolution
     record: dict[str, Any] = {
         "benchmark": "throughput",

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "family": "dcgan",
                 "preset": "configs/dcgan/mnist.yaml",
                 "overrides": args.set,
-                "precision": getattr(trainer, "precision", cfg.train.precision),
+                "precision": trainer.precision,
                 "budget_minutes": budget,
                 "steps": trainer.step,
                 "images_seen": trainer.step * cfg.train.batch_size,

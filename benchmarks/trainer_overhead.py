@@ -98,7 +98,7 @@ def measure(
         bare = BareLoop(trainer)
         seconds = side_by_side({"gankit": trainer.train_step, "bare": bare.step}, steps, repeats,
                                device=device)  # fmt: skip
-        resolved = getattr(trainer, "precision", precision)
+        resolved = trainer.precision
     return {
         "benchmark": "trainer_overhead",
         "family": "dcgan",
