@@ -51,10 +51,12 @@ def side_by_side(
     repeats: int,
     warmup: int = 3,
     device: str | torch.device = "cpu",
-) -> dict[str, float]:
-    """Median seconds per call of each contender, measured in alternation: ``repeats`` rounds,
-    each timing ``steps`` calls of every contender in turn (the order flips every round), so
-    that drifts of the machine's speed hit all of them alike. Each is warmed up first."""
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender in each of ``repeats`` rounds, measured in
+    alternation: every round times ``steps`` calls of every contender in turn (the order flips
+    every round), so that drifts of the machine's speed hit all of them alike; compare
+    contenders round by round (:func:`paired_ratio`) or by their medians. Each is warmed up
+    first."""
     for run in contenders.values():
         for _ in range(warmup):
             run()
@@ -69,7 +71,13 @@ def side_by_side(
                 run()
             synchronize(device)
             times[name].append((time.perf_counter() - start) / steps)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of numerator / denominator, two contenders' times from the same
+    rounds of :func:`side_by_side`: a slow spell of the machine divides out within its round."""
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
 
 
 def matmul_peak(

@@ -1,8 +1,8 @@
 """HD inference speed, memory and seams of ``gankit.translate.translate_image`` (not a test).
 
-    python benchmarks/translate_speed.py            # 4096 x 3072 RGB, grid and overlap modes
-    python benchmarks/translate_speed.py --quick    # 1024 x 768, also whole mode: 1-2 min, 2 cores
-    python benchmarks/translate_speed.py --big      # adds 8192 x 8192 (several minutes)
+    python -m benchmarks.translate_speed            # 4096 x 3072 RGB, grid and overlap modes
+    python -m benchmarks.translate_speed --quick    # 1024 x 768, also whole mode: 1-2 min, 2 cores
+    python -m benchmarks.translate_speed --big      # adds 8192 x 8192 (several minutes)
 
 ``--run RUN`` uses the trained translator of a gankit run (an RGB, same-size one: Siamese GAN,
 CycleGAN, pix2pix), e.g. the one ``scripts/hd_example.py`` trains. Otherwise the translator is
@@ -24,7 +24,8 @@ activations; ``setup_rss_mb`` is the same measure just before translating (runti
 input image), so the difference is what translation itself added.
 
 Printed: one JSON object per run, {size, mode, tile, overlap, megapixels_per_s (input pixels),
-seconds, peak_rss_mb, setup_rss_mb, seam scores, seam_period, network, threads, device}, then
+seconds, peak_rss_mb, setup_rss_mb, seam scores, seam_period, network, and the machine: threads,
+device, commit...}, then
 a table. The seam scores (:func:`gankit.translate.seam_score`):
 
 - ``seam_score``: on the mode's own tile edges (grid: the tile borders; overlap: both edges of
@@ -56,6 +57,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import REPO, machine
 from gankit.translate import plan_tiles, seam_score, translate_image
 
 SIZES = {"quick": (768, 1024), "hd": (3072, 4096), "big": (8192, 8192)}  # (height, width)
@@ -227,8 +229,12 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     }
     record |= seam_scores(result, args.mode, args.tile, args.overlap, period=multiple)
     record["seam_period"] = multiple
-    record |= {"network": description, "threads": torch.get_num_threads(), "device": args.device}
-    return record
+    return {
+        "benchmark": "translate_speed",
+        **record,
+        "network": description,
+        **machine(args.device),
+    }
 
 
 def print_table(records: list[dict[str, Any]]) -> None:
@@ -283,8 +289,16 @@ def main() -> None:
     forwarded = [a for a in sys.argv[1:] if a not in ("--quick", "--big")]
     records = []
     for size, mode in runs:
-        command = [sys.executable, __file__, *forwarded, "--one", size, mode]
-        child = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.translate_speed",
+            *forwarded,
+            "--one",
+            size,
+            mode,
+        ]
+        child = subprocess.run(command, capture_output=True, text=True, env=os.environ, cwd=REPO)
         if child.returncode:
             sys.exit(f"{size} {mode} failed:\n{child.stderr}")
         records.append(json.loads(child.stdout.strip().splitlines()[-1]))
