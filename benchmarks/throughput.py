@@ -6,9 +6,10 @@
 Each family trains from its small-data preset (``mnist`` for the noise-to-image families, on the
 bundled digits; ``digits-edges`` or ``mnist-bundled`` for translators) at the preset's
 resolution, width and batch. Two settings, alternating in one process (one Trainer each, the
-same initial weights): ``fp32`` (``train.precision=fp32``, ``train.channels_last=false``) and
-``fast`` (the defaults: ``train.precision=auto`` and ``train.channels_last=auto``, which on a
-CPU with bf16 units means bf16 autocast + channels_last). Images/s counts the real images one
+same initial weights): ``fp32`` (``train.precision=fp32``, ``train.channels_last=false``,
+``train.fused_optimizer=false``: plain PyTorch) and ``fast`` (the defaults: ``precision=auto``,
+``channels_last=auto`` and fused optimiser steps, which on a CPU with bf16 units means bf16
+autocast + channels_last + fused Adam). Images/s counts the real images one
 training step consumes (``batch_size`` per D step).
 
 FLOPs per step are counted with ``torch.utils.flop_counter``'s formulas over one step
@@ -20,6 +21,7 @@ step that is all large matmuls at the machine's best. One JSON line per family, 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 from typing import Any
@@ -28,7 +30,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from benchmarks.common import emit, machine, matmul_peak, side_by_side
+from benchmarks.common import emit, machine, matmul_peak, paired_ratio, side_by_side
 from gankit.config import build_config, load_yaml, preset_path
 from gankit.objectives import OBJECTIVES
 from gankit.train import Trainer
@@ -42,7 +44,7 @@ def family_config(family: str, fast: bool, device: str) -> Any:
     preset_name = PRESETS.get(family, "mnist")
     preset = load_yaml(preset_path(family, preset_name))
     data = {} if family in PRESETS else NOISE_DATA
-    speed = {} if fast else {"precision": "fp32", "channels_last": False}
+    speed = {} if fast else {"precision": "fp32", "channels_last": False, "fused_optimizer": False}
     return build_config(
         preset, family=family, data=data,
         train={**speed, "device": device, "progress": False, "ema": False},
@@ -85,8 +87,9 @@ def measure(family: str, device: str, steps: int, repeats: int, peaks: dict[str,
             for name in ("fp32", "fast")
         }
         trainers["fast"].objective.load_state_dict(trainers["fp32"].objective.state_dict())
-        seconds = side_by_side({k: t.train_step for k, t in trainers.items()}, steps, repeats,
-                               warmup=2, device=device)  # fmt: skip
+        rounds = side_by_side({k: t.train_step for k, t in trainers.items()}, steps, repeats,
+                              warmup=2, device=device)  # fmt: skip
+        seconds = {name: statistics.median(times) for name, times in rounds.items()}
         flops = count_flops(trainers["fp32"])
         batch = trainers["fp32"].cfg.train.batch_size
         precision = trainers["fast"].precision
@@ -99,7 +102,7 @@ def measure(family: str, device: str, steps: int, repeats: int, peaks: dict[str,
         "batch_size": batch,
         "fp32_images_per_s": round(batch / seconds["fp32"], 1),
         "fast_images_per_s": round(batch / seconds["fast"], 1),
-        "speedup": round(seconds["fp32"] / seconds["fast"], 3),
+        "speedup": round(paired_ratio(rounds["fp32"], rounds["fast"]), 3),
         "fast_precision": precision,
         "gflop_per_step": round(flops / 1e9, 3),
         "fp32_utilisation": round(flops / seconds["fp32"] / peaks["fp32"], 3),

@@ -87,6 +87,31 @@ def test_fp32_by_name_turns_the_fast_path_off(tmp_path):
     assert conv.is_contiguous()
 
 
+def test_fused_optimizer_is_a_preference_where_torch_has_a_kernel():
+    assert fastpath.use_fused_optimizer(True, "adam", CPU)
+    assert fastpath.use_fused_optimizer(True, "sgd", CUDA)
+    assert not fastpath.use_fused_optimizer(True, "rmsprop", CPU)  # no fused RMSprop
+    assert not fastpath.use_fused_optimizer(True, "adam", torch.device("mps"))
+    assert not fastpath.use_fused_optimizer(False, "adam", CPU)
+
+
+def test_fused_adam_is_the_default_and_a_resume_keeps_this_runs_choice(tmp_path):
+    """Optimiser steps run fused unless train.fused_optimizer=false; resuming a checkpoint
+    written the other way keeps the resuming run's implementation (load_state_dict would bring
+    back the saved flags)."""
+    fused = Trainer(tiny_config("dcgan", "train.steps=2"), tmp_path / "fused")
+    assert all(g["fused"] for o in fused.optimizers.values() for g in o.param_groups)
+    unfused_cfg = tiny_config("dcgan", "train.steps=2", "train.fused_optimizer=false")
+    Trainer(unfused_cfg, tmp_path / "run").fit()
+    resumed = Trainer(tiny_config("dcgan", "train.steps=4"), tmp_path / "run", resume=True)
+    assert all(g["fused"] for o in resumed.optimizers.values() for g in o.param_groups)
+    before = [p.detach().clone() for p in resumed.objective.parameters()]
+    resumed.fit()  # the fused kernels take the foreach run's Adam moments
+    after = list(resumed.objective.parameters())
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+
+
 @pytest.mark.slow
 def test_compiled_networks_train_and_keep_their_state_dict_keys(tmp_path):
     plain = Trainer(tiny_config("dcgan", "train.steps=2"), tmp_path / "plain")

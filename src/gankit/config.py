@@ -97,10 +97,12 @@ class TrainConfig(Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda when available, else cpu
     # The fast paths (gankit.train.fastpath): autocast dtype (auto: bf16 on GPUs and CPUs that
     # have it, else fp16 on CUDA / fp32); NHWC networks (auto: on CUDA, and on CPUs in bf16);
-    # torch.compile of every network (pays back only on long runs).
+    # torch.compile of every network (pays back only on long runs); fused optimiser kernels on
+    # CPU and CUDA (else torch's default foreach implementation).
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool | Literal["auto"] = "auto"
     compile: bool = False
+    fused_optimizer: bool = True  # one fused kernel per optimiser step (Adam, AdamW, SGD)
     ema: bool = False  # keep an exponential moving average of the generator for sampling
     ema_decay: float = Field(0.999, gt=0, lt=1)
     grid_size: int = Field(5, ge=1, le=32)  # fixed-noise sample grids are grid_size x grid_size

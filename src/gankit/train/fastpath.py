@@ -1,5 +1,5 @@
 """The fast paths a device offers, and the defaults that choose them (``train.precision``,
-``train.channels_last``, ``train.compile``).
+``train.channels_last``, ``train.compile``, ``train.fused_optimizer``).
 
 - Precision ``auto``: on CUDA, bf16 autocast where the GPU supports it (Ampere and newer), else
   fp16 autocast with a gradient scaler; on a CPU with native bf16 instructions (AVX512-BF16 or
@@ -10,6 +10,10 @@
   (oneDNN's bf16 convolutions are NHWC kernels; in fp32 on a CPU it measured no faster).
 - compile (off by default): ``torch.compile`` of every network, in place (state-dict keys do not
   change). It pays back only on long runs: the first steps of each phase compile for minutes.
+- fused_optimizer (on by default): each optimiser step is one fused kernel (Adam, AdamW and SGD
+  on CPU and CUDA) instead of torch's default foreach implementation, which walks the parameters
+  in several passes: on 2 CPU cores a DCGAN's Adam step took ~25 ms that way and ~3 ms fused.
+  The update is the same algorithm; only the order of floating-point operations differs.
 - On CUDA, cuDNN picks the fastest convolution algorithms for the shapes in use
   (``cudnn.benchmark``), and TF32 matmuls are allowed unless the precision is an explicit fp32.
 """
@@ -57,6 +61,15 @@ def resolve_channels_last(setting: bool | str, device: torch.device, precision: 
     if setting != "auto":
         return bool(setting)
     return device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
+
+
+FUSED_OPTIMIZERS = ("adam", "adamw", "sgd")  # torch has fused CPU and CUDA kernels for these
+
+
+def use_fused_optimizer(setting: bool, optimizer: str, device: torch.device) -> bool:
+    """``train.fused_optimizer`` -> whether ``optimizer`` runs fused on ``device`` (where torch
+    has no fused kernel, the default implementation runs: the setting is a preference)."""
+    return setting and optimizer in FUSED_OPTIMIZERS and device.type in ("cpu", "cuda")
 
 
 def autocast_dtype(precision: Precision) -> torch.dtype | None:

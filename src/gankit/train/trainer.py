@@ -42,6 +42,7 @@ from gankit.train.fastpath import (
     configure_backends,
     resolve_channels_last,
     resolve_precision,
+    use_fused_optimizer,
 )
 from gankit.train.guard import MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, NonFiniteGuard
 from gankit.train.health import HealthMonitor, diversity
@@ -78,15 +79,20 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(phase: Phase, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(
+    phase: Phase, parameters: list[nn.Parameter], fused: bool = False
+) -> torch.optim.Optimizer:
+    """The optimiser of ``phase``; ``fused``: one fused kernel per step (Adam, AdamW, SGD; see
+    :func:`gankit.train.fastpath.use_fused_optimizer`)."""
+    implementation = {"fused": True} if fused else {}
     if phase.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=phase.lr, betas=phase.betas)
+        return torch.optim.Adam(parameters, lr=phase.lr, betas=phase.betas, **implementation)
     if phase.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=phase.lr, betas=phase.betas)
+        return torch.optim.AdamW(parameters, lr=phase.lr, betas=phase.betas, **implementation)
     if phase.optimizer == "rmsprop":
         return torch.optim.RMSprop(parameters, lr=phase.lr)
     if phase.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=phase.lr, momentum=phase.betas[0])
+        return torch.optim.SGD(parameters, lr=phase.lr, momentum=phase.betas[0], **implementation)
     raise GankitError(f"unknown optimizer {phase.optimizer!r}; valid: adam, adamw, rmsprop, sgd")
 
 
@@ -159,7 +165,11 @@ class Trainer:
             self.dist.broadcast_tensors(self._network_tensors(buffers_only=False))
         self.phases = self.objective.phases()
         self.optimizers = {
-            phase.name: make_optimizer(phase, self._parameters(phase.networks))
+            phase.name: make_optimizer(
+                phase,
+                self._parameters(phase.networks),
+                use_fused_optimizer(cfg.train.fused_optimizer, phase.optimizer, self.device),
+            )
             for phase in self.phases
         }
         sampled = self.objective.networks[self.objective.sample_network]
@@ -658,7 +668,14 @@ class Trainer:
         if self.ema is not None and state["ema"] is not None:
             self.ema.shadow.load_state_dict(state["ema"])
         for name, optimizer in self.optimizers.items():
+            # The implementation (fused or not) is this run's choice, not the checkpoint's:
+            # load_state_dict would otherwise bring back the saved groups' flags.
+            flags = [
+                {k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups
+            ]
             optimizer.load_state_dict(state["optimizers"][name])
+            for group, own in zip(optimizer.param_groups, flags, strict=True):
+                group.update(own)
         self.scaler.load_state_dict(state["scaler"])
         self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed_inputs"].items()}
         self.step = int(state["step"])
