@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from benchmarks.common import emit, machine, paired_ratio, side_by_side
 from gankit.config import build_config, load_yaml, preset_path
 from gankit.train import Trainer
+from gankit.train.fastpath import use_fused_optimizer
 
 
 def dcgan_trainer(precision: str, device: str, batch_size: int, run_dir: str) -> Trainer:
@@ -53,7 +54,8 @@ class BareLoop:
         self.generator = copy.deepcopy(nets["generator"])
         self.discriminator = copy.deepcopy(nets["discriminator"])
         train = trainer.cfg.train
-        fused = train.fused_optimizer  # the trainer's Adam implementation (fused by default)
+        # the trainer's own rule for its Adam implementation (fused by default)
+        fused = use_fused_optimizer(train.fused_optimizer, "adam", trainer.device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), train.lr_g, train.betas,
                                       fused=fused)  # fmt: skip
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), train.lr_d, train.betas,

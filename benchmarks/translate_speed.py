@@ -25,8 +25,7 @@ input image), so the difference is what translation itself added.
 
 Printed: one JSON object per run, {size, mode, tile, overlap, megapixels_per_s (input pixels),
 seconds, peak_rss_mb, setup_rss_mb, seam scores, seam_period, network, and the machine: threads,
-device, commit...}, then
-a table. The seam scores (:func:`gankit.translate.seam_score`):
+device, commit...}, then a table. The seam scores (:func:`gankit.translate.seam_score`):
 
 - ``seam_score``: on the mode's own tile edges (grid: the tile borders; overlap: both edges of
   every overlap band; whole: the grid mode's lines, as a reference), against all other pairs.
