@@ -109,7 +109,7 @@ def test_dry_run_prints_the_resolved_config(tmp_path):
     assert printed["family"] == "dcgan"
     assert printed["data"] == {**printed["data"], "source": "mnist", "root": "/data/mnist"}
     assert printed["train"]["lr_g"] == 1e-4
-    assert printed["model"]["g_width"] == 64  # from configs/dcgan/mnist.yaml
+    assert printed["model"]["g_fc"] == 1024  # from configs/dcgan/mnist.yaml
 
 
 def test_training_into_an_existing_run_is_refused(tmp_path):

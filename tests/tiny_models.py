@@ -8,7 +8,7 @@ from typing import Any
 # family -> {"model": {...}, "data": {...}} merged over tests.conftest.tiny_config's defaults
 TINY: dict[str, dict[str, Any]] = {
     "gan": {"model": {"g_hidden": [32], "d_hidden": [32]}, "data": {"resolution": 8}},
-    "dcgan": {"model": {"g_width": 8, "d_width": 8}},
+    "dcgan": {"model": {"g_width": 8, "d_width": 8, "g_fc": 16, "d_fc": 16}},  # FC: as the preset
     "cgan": {
         "model": {"g_hidden": [8, 8, 16], "d_hidden": [16, 8, 16]},
         "data": {"resolution": 8},

@@ -2,6 +2,11 @@
 
 The generator starts from an s0 x s0 feature map with s0 in [4, 8) and doubles it ``k`` times, so
 resolution = s0 * 2**k: 32 -> 4x4 and 3 doublings, 28 -> 7x7 and 2, 64 -> 4x4 and 4.
+
+Both networks can take one fully connected hidden layer between the noise and the first map (G)
+and between the last map and the logit (D): the MNIST networks of InfoGAN (Chen et al. 2016,
+appendix C.1, FC 1024 in each), which Lucic et al. 2018 ("Are GANs Created Equal?") use for
+every GAN family on MNIST.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ def _channels(width: int, level: int, max_channels: int) -> int:
 class DCGANGenerator(nn.Module):
     """z: (N, latent_dim) -> images: (N, C, R, R) in [-1, 1].
 
-    z -> linear -> s0 x s0 x (width * 2**k) -> BN -> LeakyReLU -> k strided transposed
-    convolutions, halving the channels each time (BN + LeakyReLU [+ dropout] between them) -> tanh.
+    z [-> linear -> fc -> BN -> LeakyReLU] -> linear -> s0 x s0 x (width * 2**k) -> BN ->
+    LeakyReLU -> k strided transposed convolutions, halving the channels each time (BN + LeakyReLU
+    [+ dropout] between them) -> tanh.
     """
 
     def __init__(
@@ -47,13 +53,19 @@ class DCGANGenerator(nn.Module):
         width: int = 64,  # channels of the last hidden map; earlier ones double (4x4x512 at 64)
         max_channels: int = 512,  # cap on any layer's channels
         dropout: float = 0.0,  # dropout after each hidden block (0 = none)
+        fc: int = 0,  # units of a fully connected hidden layer before the first map (0 = none)
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         start, doublings = dcgan_stages(resolution)
         top = _channels(width, doublings, max_channels)
         self.start_shape = (top, start, start)
-        self.project = nn.Linear(latent_dim, top * start * start, bias=False)
+        self.hidden: nn.Module = nn.Identity()
+        if fc:
+            self.hidden = nn.Sequential(
+                nn.Linear(latent_dim, fc, bias=False), nn.BatchNorm1d(fc), nn.LeakyReLU(0.2)
+            )
+        self.project = nn.Linear(fc or latent_dim, top * start * start, bias=False)
         self.project_act = self._norm_act(top, dropout)
         blocks: list[nn.Module] = []
         for level in range(doublings - 1, 0, -1):
@@ -78,15 +90,15 @@ class DCGANGenerator(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        hidden = self.project(z).view(z.shape[0], *self.start_shape)
+        hidden = self.project(self.hidden(z)).view(z.shape[0], *self.start_shape)
         return self.blocks(self.project_act(hidden))
 
 
 class DCGANDiscriminator(nn.Module):
     """images: (N, C, R, R) in [-1, 1] -> logits: (N,).
 
-    k strided 4x4 convolutions (LeakyReLU 0.2; BN on all but the first) down to s0 x s0, then a
-    linear layer to one logit.
+    k strided 4x4 convolutions (LeakyReLU 0.2; BN on all but the first) down to s0 x s0
+    [-> linear -> fc -> BN -> LeakyReLU], then a linear layer to one logit.
     """
 
     def __init__(
@@ -95,6 +107,7 @@ class DCGANDiscriminator(nn.Module):
         channels: int,  # image channels C
         width: int = 64,  # channels of the first convolution; later ones double
         max_channels: int = 512,  # cap on any layer's channels
+        fc: int = 0,  # units of a fully connected hidden layer before the logit (0 = none)
     ) -> None:
         super().__init__()
         start, doublings = dcgan_stages(resolution)
@@ -108,11 +121,17 @@ class DCGANDiscriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2))
             fan_in = fan_out
         self.features = nn.Sequential(*layers)
-        self.to_logit = nn.Linear(fan_in * start * start, 1)
+        flat = fan_in * start * start
+        self.hidden: nn.Module = nn.Identity()
+        if fc:
+            self.hidden = nn.Sequential(
+                nn.Linear(flat, fc, bias=False), nn.BatchNorm1d(fc), nn.LeakyReLU(0.2)
+            )
+        self.to_logit = nn.Linear(fc or flat, 1)
         dcgan_init(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.to_logit(self.features(images).flatten(1)).squeeze(1)
+        return self.to_logit(self.hidden(self.features(images).flatten(1))).squeeze(1)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -122,6 +141,6 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(layer.weight, 0.0, 0.02)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
-        elif isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)):
+        elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.normal_(layer.weight, 1.0, 0.02)
             nn.init.zeros_(layer.bias)

@@ -21,6 +21,8 @@ class DCGANConfig(GANConfig):
     d_width: int = Field(64, ge=1)  # discriminator channels of its first layer; doubled downwards
     max_channels: int = Field(512, ge=1)  # cap on the channels of any layer
     g_dropout: float = Field(0.0, ge=0, lt=1)  # dropout in the generator's hidden blocks
+    g_fc: int = Field(0, ge=0)  # units of a fully connected layer after z (0 = none; InfoGAN 1024)
+    d_fc: int = Field(0, ge=0)  # units of a fully connected layer before D's logit (0 = none)
 
 
 @OBJECTIVES.register("dcgan")
@@ -35,7 +37,9 @@ class DCGAN(GAN):
         channels, resolution, _ = self.image_shape
         return {
             "generator": DCGANGenerator(
-                m.latent_dim, resolution, channels, m.g_width, m.max_channels, m.g_dropout
+                m.latent_dim, resolution, channels, m.g_width, m.max_channels, m.g_dropout, m.g_fc
             ),
-            "discriminator": DCGANDiscriminator(resolution, channels, m.d_width, m.max_channels),
+            "discriminator": DCGANDiscriminator(
+                resolution, channels, m.d_width, m.max_channels, m.d_fc
+            ),
         }
