@@ -37,6 +37,15 @@ def _channels(width: int, level: int, max_channels: int) -> int:
     return min(width * 2**level, max_channels)
 
 
+def _fc_block(fan_in: int, units: int) -> nn.Module:
+    """(N, fan_in) -> (N, units): linear -> BN -> LeakyReLU 0.2; units = 0: the identity."""
+    if not units:
+        return nn.Identity()
+    return nn.Sequential(
+        nn.Linear(fan_in, units, bias=False), nn.BatchNorm1d(units), nn.LeakyReLU(0.2)
+    )
+
+
 class DCGANGenerator(nn.Module):
     """z: (N, latent_dim) -> images: (N, C, R, R) in [-1, 1].
 
@@ -60,11 +69,7 @@ class DCGANGenerator(nn.Module):
         start, doublings = dcgan_stages(resolution)
         top = _channels(width, doublings, max_channels)
         self.start_shape = (top, start, start)
-        self.hidden: nn.Module = nn.Identity()
-        if fc:
-            self.hidden = nn.Sequential(
-                nn.Linear(latent_dim, fc, bias=False), nn.BatchNorm1d(fc), nn.LeakyReLU(0.2)
-            )
+        self.hidden = _fc_block(latent_dim, fc)
         self.project = nn.Linear(fc or latent_dim, top * start * start, bias=False)
         self.project_act = self._norm_act(top, dropout)
         blocks: list[nn.Module] = []
@@ -122,11 +127,7 @@ class DCGANDiscriminator(nn.Module):
             fan_in = fan_out
         self.features = nn.Sequential(*layers)
         flat = fan_in * start * start
-        self.hidden: nn.Module = nn.Identity()
-        if fc:
-            self.hidden = nn.Sequential(
-                nn.Linear(flat, fc, bias=False), nn.BatchNorm1d(fc), nn.LeakyReLU(0.2)
-            )
+        self.hidden = _fc_block(flat, fc)
         self.to_logit = nn.Linear(fc or flat, 1)
         dcgan_init(self)
 
