@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gankit.errors import GankitError
+from gankit.errors import ConfigError, GankitError
 from gankit.losses import (
     bce_discriminator_loss,
     minimax_generator_loss,
@@ -98,6 +98,15 @@ def test_gan_generator_loss_option_is_used(choice, tmp_path):
     reference = minimax_generator_loss if choice == "minimax" else non_saturating_generator_loss
     assert loss.item() == pytest.approx(reference(fake_logits).item(), rel=1e-5)
     assert math.copysign(1, loss.item()) == (-1 if choice == "minimax" else 1)
+
+
+def test_dcgan_fc_layers_refuse_a_batch_of_one():
+    # BatchNorm1d after the FC layer cannot normalise one value per unit: one line, at build.
+    with pytest.raises(ConfigError, match=r"train\.batch_size >= 2"):
+        OBJECTIVES.get("dcgan")(tiny_config("dcgan", "train.batch_size=1"))
+    OBJECTIVES.get("dcgan")(
+        tiny_config("dcgan", "train.batch_size=1", "model.g_fc=0", "model.d_fc=0")
+    )
 
 
 @pytest.mark.parametrize("family", OBJECTIVES.names())

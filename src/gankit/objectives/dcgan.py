@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
+from gankit.errors import ConfigError
 from gankit.nets import DCGANDiscriminator, DCGANGenerator
 from gankit.objectives.gan import GAN, GANConfig
 from gankit.objectives.registry import OBJECTIVES
@@ -34,6 +35,11 @@ class DCGAN(GAN):
 
     def build(self) -> dict[str, nn.Module]:
         m = self.model_cfg
+        if (m.g_fc or m.d_fc) and self.cfg.train.batch_size < 2:
+            raise ConfigError(
+                "dcgan with model.g_fc or model.d_fc needs train.batch_size >= 2 (batch norm "
+                "after a fully connected layer has one value per unit in a batch of 1)"
+            )
         channels, resolution, _ = self.image_shape
         return {
             "generator": DCGANGenerator(
