@@ -60,7 +60,7 @@ class Budget:
 # where a few thousand steps are too few for the EMA to catch up (BigGAN, ProGAN).
 BUDGETS: dict[str, Budget] = {
     "gan": Budget(4000, {"latent_dim": 64}),
-    "dcgan": Budget(5000),
+    "dcgan": Budget(3000),
     "cgan": Budget(3000),
     "lsgan": Budget(1500, {"g_width": 32, "d_width": 32}),
     "wgan": Budget(1500, {"g_width": 32, "critic_width": 32}),
