@@ -32,7 +32,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "throughput": (["--quick", "--families", "gan,dcgan,wgan-gp,sngan,cyclegan,siamese"], []),
     "eval_speed": (["--n", "200"], []),
     "translate_speed": (["--quick"], []),
-    "time_to_quality": (["--budgets", "1"], ["--budgets", "5,10,15"]),
+    "time_to_quality": (["--budgets", "1", "--calibrate", "0.25"], ["--budgets", "5,10,15"]),
 }
 
 
@@ -97,6 +97,7 @@ def report(results: dict[str, list[dict[str, Any]]]) -> str:
         "time_to_quality": ("Time to quality (DCGAN preset, full MNIST; goal at 15 min: "
                             "FID <= 18, KID x 1000 <= 8)", [
             ("budget_minutes", "minutes"), ("precision", "precision"), ("steps", "steps"),
+            ("planned_steps", "planned steps"),
             ("fid", "FID (n=2,000)"), ("kid_x1000", "KID x 1000"), ("overrides", "overrides"),
             ("commit", "commit")]),
         "eval_speed": ("Evaluation speed", [

@@ -5,7 +5,11 @@
 
 Trains ``configs/dcgan/mnist.yaml`` with the trainer's defaults (the device's fast path) on the
 60,000 MNIST training digits (``--data-root``), stepping :meth:`gankit.train.Trainer.train_step`
-until each budget of training wall time is spent; the clock stops while it evaluates. At each
+until each budget of training wall time is spent; the clock stops while it evaluates. The
+preset's learning rates decay linearly to 0 over the last part of ``train.steps``
+(``train.lr_decay_start``); a run for a wall-clock budget does not know its step count, so it
+trains the first ``--calibrate`` minutes at the full rate, then sets ``train.steps`` to the steps
+its speed so far projects for the last budget (it stops early if it gets there). At each
 budget it generates 2,000 images from the sampling network (EMA when the preset keeps one;
 seed 0) and computes FID and KID (x 1000) against the first 2,000 MNIST *test* digits: the
 metrics' default protocol (TF-Inception pool3, clean-fid bicubic resize). Real train digits
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--budgets", default="5,10,15", help="minutes of training, ascending")
     parser.add_argument("--data-root", default=str(MNIST))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--calibrate", type=float, default=1.0,
+                        help="minutes of training whose speed projects train.steps")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides, as for gankit train")  # fmt: skip
     args = parser.parse_args(argv)
@@ -62,10 +68,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     records = []
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, run_dir)
-        trained = 0.0
+        trained, planned = 0.0, None
         for budget in budgets:
             start = time.perf_counter()
-            while trained + (time.perf_counter() - start) < budget * 60:
+            while (now := trained + time.perf_counter() - start) < budget * 60:
+                if planned is None and now >= args.calibrate * 60:
+                    planned = round(trainer.step / now * budgets[-1] * 60)
+                    trainer.cfg.train.steps = planned  # the lr schedule's end
+                if planned is not None and trainer.step >= planned:
+                    break
                 trainer.train_step()
             if trainer.device.type == "cuda":
                 torch.cuda.synchronize(trainer.device)
@@ -78,6 +89,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "precision": trainer.precision,
                 "budget_minutes": budget,
                 "steps": trainer.step,
+                "planned_steps": planned,
+                "lr_decay_start": cfg.train.lr_decay_start,
                 "images_seen": trainer.step * cfg.train.batch_size,
                 **judge(trainer, args.data_root),
                 "n": N,

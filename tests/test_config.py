@@ -36,6 +36,7 @@ def test_family_settings_are_typed_per_family():
         ("train.precision=fp8", r"train.precision: Input should be 'auto', 'fp32', 'bf16' or"),
         ("train.batch_size=0", r"train.batch_size: Input should be greater than or equal to 1"),
         ("train.steps=abc", r"train.steps: .*integer.*\(got 'abc'\)"),
+        ("train.lr_decay_start=1.5", r"train.lr_decay_start: Input should be less than or equal"),
         ("data.channels=2", r"data.channels: Input should be 1 or 3"),
         (
             "model.generator_loss=wasserstein",

@@ -257,6 +257,18 @@ def test_periodic_evaluation_logs_metrics_keeps_the_best_and_leaves_training_alo
     assert best["step"] == best["best"]["step"]
 
 
+def test_train_lr_decay_start_decays_every_learning_rate_linearly_to_zero(tmp_path):
+    trainer = Trainer(tiny_config("dcgan", "train.lr_decay_start=0.25"), tmp_path)  # 4 steps
+    trainer.objective.lr_factor = lambda step: 0.5  # type: ignore[method-assign]
+    seen = []
+    for _ in range(4):
+        trainer.train_step()
+        groups = [trainer.optimizers[p.name].param_groups[0] for p in trainer.phases]
+        seen.append([group["lr"] / p.lr for group, p in zip(groups, trainer.phases, strict=True)])
+    # constant before step round(0.25 * 4) = 1, then (4 - step) / 3; times the family's factor
+    assert seen == [[pytest.approx(0.5 * f)] * len(trainer.phases) for f in (1, 1, 2 / 3, 1 / 3)]
+
+
 def test_the_objective_lr_factor_scales_every_phase_learning_rate(tmp_path):
     trainer = Trainer(tiny_config("dcgan"), tmp_path)
     trainer.objective.lr_factor = lambda step: 1.0 / (step + 2)  # type: ignore[method-assign]

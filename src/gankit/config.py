@@ -92,6 +92,9 @@ class TrainConfig(Section):
     lr_g: float = Field(2e-4, gt=0)
     lr_d: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)  # Adam's (beta1, beta2)
+    # Every learning rate decays linearly to 0 from this fraction of train.steps to the last
+    # step (1.0 = constant), on top of a family's own schedule (e.g. CycleGAN's decay_start).
+    lr_decay_start: float = Field(1.0, ge=0, le=1)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda when available, else cpu

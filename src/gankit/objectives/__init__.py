@@ -18,7 +18,7 @@ from gankit.objectives import (  # noqa: F401  (registers the families)
     wgan,
     wgan_gp,
 )
-from gankit.objectives.base import Batch, Objective, Phase
+from gankit.objectives.base import Batch, Objective, Phase, linear_decay
 from gankit.objectives.registry import OBJECTIVES
 
-__all__ = ["OBJECTIVES", "Batch", "Objective", "Phase"]
+__all__ = ["OBJECTIVES", "Batch", "Objective", "Phase", "linear_decay"]

@@ -37,6 +37,17 @@ def discriminator_accuracy(
     return ((real > t).float().mean() + (fake < t).float().mean()) / 2
 
 
+def linear_decay(step: int, total: int, start: float) -> float:
+    """A learning-rate factor: 1 before ``round(start * total)``, then linear to 0 at ``total``:
+    (total - step) / (total - round(start * total)), never below 0; ``start`` = 1 is constant.
+    A function of the step and the totals only, so a resumed run continues it exactly (and one
+    resumed with a larger ``total`` stretches the rest of it)."""
+    begin = round(start * total)
+    if step < begin:
+        return 1.0
+    return max(0.0, (total - step) / (total - begin))
+
+
 def reject_conditions(family: str, conditions: dict[str, Any]) -> None:
     """A family without labels or truncation refuses them with one line, instead of ignoring."""
     given = [name for name, value in conditions.items() if value is not None]

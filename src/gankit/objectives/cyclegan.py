@@ -57,7 +57,7 @@ from gankit.nets.translation import (
     ResNetTranslator,
     check_patch_fits,
 )
-from gankit.objectives.base import Batch, Phase
+from gankit.objectives.base import Batch, Phase, linear_decay
 from gankit.objectives.registry import OBJECTIVES
 from gankit.objectives.translation import TranslationObjective
 
@@ -180,14 +180,8 @@ class CycleGAN(TranslationObjective):
 
     def lr_factor(self, step: int) -> float:
         """1 for the first ``decay_start`` of ``train.steps``, then linear to 0 at the last
-        step: (steps - step) / (steps - start) (section 4: 100 epochs constant, 100 decaying).
-        A function of the step and ``train.steps`` only: resuming continues it exactly, and
-        resuming with more ``train.steps`` stretches the rest of the schedule."""
-        total = self.cfg.train.steps
-        start = round(self.model_cfg.decay_start * total)
-        if step < start:
-            return 1.0
-        return max(0.0, (total - step) / (total - start))
+        step (section 4: 100 epochs constant, 100 decaying); see :func:`linear_decay`."""
+        return linear_decay(step, self.cfg.train.steps, self.model_cfg.decay_start)
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         assert batch is not None

@@ -31,7 +31,7 @@ from gankit.data import ImageSet, load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.errors import CheckpointError, GankitError
 from gankit.metrics import MetricResult
-from gankit.objectives import OBJECTIVES, Objective, Phase
+from gankit.objectives import OBJECTIVES, Objective, Phase, linear_decay
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
 from gankit.train.ema import EMA
@@ -253,7 +253,9 @@ class Trainer:
         for name, network in self.objective.networks.items():
             network.requires_grad_(name in phase.networks)
         optimizer = self.optimizers[phase.name]
-        lr = phase.lr * self.objective.lr_factor(self.step) * self.guard.lr_scale
+        train = self.cfg.train
+        decay = linear_decay(self.step, train.steps, train.lr_decay_start)
+        lr = phase.lr * self.objective.lr_factor(self.step) * decay * self.guard.lr_scale
         for group in optimizer.param_groups:
             group["lr"] = lr
         for _ in range(phase.repeats):
