@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from gankit.errors import CheckpointError
+from gankit.objectives import linear_decay
 from gankit.train import Trainer, load_run_config
 from gankit.train.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import run_gankit, tiny_config
@@ -267,6 +268,7 @@ def test_train_lr_decay_start_decays_every_learning_rate_linearly_to_zero(tmp_pa
         seen.append([group["lr"] / p.lr for group, p in zip(groups, trainer.phases, strict=True)])
     # constant before step round(0.25 * 4) = 1, then (4 - step) / 3; times the family's factor
     assert seen == [[pytest.approx(0.5 * f)] * len(trainer.phases) for f in (1, 1, 2 / 3, 1 / 3)]
+    assert linear_decay(4, 4, 1.0) == 1.0 and linear_decay(4, 4, 0.5) == 0.0  # past the end
 
 
 def test_the_objective_lr_factor_scales_every_phase_learning_rate(tmp_path):

@@ -43,7 +43,7 @@ def linear_decay(step: int, total: int, start: float) -> float:
     A function of the step and the totals only, so a resumed run continues it exactly (and one
     resumed with a larger ``total`` stretches the rest of it)."""
     begin = round(start * total)
-    if step < begin:
+    if step < begin or begin >= total:  # begin == total: no decay (and no division by 0)
         return 1.0
     return max(0.0, (total - step) / (total - begin))
 
