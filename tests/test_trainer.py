@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -279,3 +280,28 @@ def test_the_objective_lr_factor_scales_every_phase_learning_rate(tmp_path):
     for phase in trainer.phases:
         [group] = trainer.optimizers[phase.name].param_groups
         assert group["lr"] == pytest.approx(phase.lr / 3)
+
+
+def test_a_phase_with_a_start_step_runs_only_from_that_step(tmp_path):
+    trainer = Trainer(tiny_config("dcgan"), tmp_path)
+    d_phase = trainer.phases[0]
+    trainer.phases[0] = dataclasses.replace(d_phase, start=2)
+    runs = []
+    original = trainer._run_phase
+    trainer._run_phase = lambda phase: (runs.append((trainer.step, phase.name)), original(phase))  # type: ignore[method-assign]
+    for _ in range(3):
+        trainer.train_step()
+    assert [step for step, name in runs if name == d_phase.name] == [2]
+    assert [step for step, name in runs if name == "generator"] == [0, 1, 2]
+
+
+def test_the_objective_can_reset_every_optimiser_state_at_a_step(tmp_path):
+    trainer = Trainer(tiny_config("dcgan"), tmp_path)
+    trainer.objective.resets_optimizers = lambda step: step == 2  # type: ignore[method-assign]
+    trainer.train_step()
+    trainer.train_step()
+    steps = {n: [float(s["step"]) for s in o.state.values()] for n, o in trainer.optimizers.items()}
+    assert all(v and set(v) == {2.0} for v in steps.values())  # two Adam steps each
+    trainer.train_step()  # step 2: cleared first, so this is Adam's first step again
+    steps = {n: [float(s["step"]) for s in o.state.values()] for n, o in trainer.optimizers.items()}
+    assert all(v and set(v) == {1.0} for v in steps.values())

@@ -66,6 +66,7 @@ class Phase:
     optimizer: str = "adam"  # adam | adamw | rmsprop | sgd
     repeats: int = 1  # how many times per training step (e.g. 5 critic steps in WGAN)
     every: int = 1  # run only on steps divisible by this (lazy regularisation)
+    start: int = 0  # run only from this step on (e.g. SRGAN's D after the MSE pretraining)
     needs_data: bool = True  # False: the trainer passes no real batch (e.g. a generator step)
 
 
@@ -172,6 +173,11 @@ class Objective(nn.Module):
 
     def set_step(self, step: int) -> None:
         """Called by the trainer before each training step (e.g. ProGAN's fade-in schedule)."""
+
+    def resets_optimizers(self, step: int) -> bool:
+        """Whether the trainer clears every optimiser's state (Adam's moments) before ``step``,
+        e.g. ProGAN when a new resolution starts. A function of the step alone (exact resume)."""
+        return False
 
     def lr_factor(self, step: int) -> float:
         """The factor on every phase's learning rate at ``step`` (a schedule, e.g. CycleGAN's

@@ -293,8 +293,11 @@ class Trainer:
         """Every phase due at this step, then the EMA update."""
         self.objective.train()
         self.objective.set_step(self.step)
+        if self.objective.resets_optimizers(self.step):
+            for optimizer in self.optimizers.values():
+                optimizer.state.clear()  # re-initialised (step 0, zero moments) at the next step
         for phase in self.phases:
-            if self.step % phase.every == 0:
+            if self.step >= phase.start and self.step % phase.every == 0:
                 self._run_phase(phase)
         if self.dist.enabled:  # BN running statistics: rank 0's everywhere (as DDP broadcasts)
             self.dist.broadcast_tensors(self._network_tensors(buffers_only=True))
