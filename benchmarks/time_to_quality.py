@@ -30,8 +30,8 @@ import torch
 from benchmarks.common import MNIST, emit, machine
 from gankit.config import build_config, load_yaml, preset_path
 from gankit.metrics import Reference, evaluate
+from gankit.runfolder.images import to_uint8
 from gankit.train import Trainer
-from gankit.train.images import to_uint8
 
 N = 2000
 

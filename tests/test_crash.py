@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from gankit.train.checkpoint import load_checkpoint
+from gankit.runfolder.checkpoint import load_checkpoint
 from tests.conftest import run_gankit
 from tests.test_trainer import TINY_ARGS
 
@@ -26,7 +26,8 @@ HANGING_CLI = textwrap.dedent(
     """
     import os, sys, time
     import torch
-    from gankit.train import checkpoint, trainer
+    from gankit.runfolder import checkpoint
+    from gankit.train import trainer
     kind, _, at = os.environ["GANKIT_TEST_HANG"].partition(":")
     at = int(at)
     def hang():

@@ -26,8 +26,8 @@ from gankit.config import RunConfig
 from gankit.data import load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.errors import GankitError
+from gankit.runfolder.checkpoint import load_checkpoint
 from gankit.train import Trainer, load_run_config
-from gankit.train.checkpoint import load_checkpoint
 from gankit.train.distributed import Distributed, convert_sync_batchnorm
 from tests.conftest import tiny_config
 

@@ -35,7 +35,7 @@ def test_export_and_load_give_identical_samples_for_a_seed(trained_run, tmp_path
 def test_export_holds_the_ema_generator(trained_run):
     from safetensors.torch import load_file
 
-    from gankit.train.checkpoint import load_checkpoint
+    from gankit.runfolder.checkpoint import load_checkpoint
 
     weights = load_file(str(trained_run / "export" / "generator.safetensors"))
     state = load_checkpoint(trained_run / "checkpoints" / "latest.pt")

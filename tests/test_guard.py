@@ -105,7 +105,7 @@ def test_keep_checkpoints_keeps_the_newest_n(tmp_path):
     folder = tmp_path / "checkpoints"
     assert sorted(p.name for p in folder.glob("*.pt")) == [
         "latest.pt", "step-000006.pt", "step-000008.pt"]  # fmt: skip
-    from gankit.train.checkpoint import load_checkpoint
+    from gankit.runfolder.checkpoint import load_checkpoint
 
     assert load_checkpoint(folder / "step-000006.pt")["step"] == 6
     assert load_checkpoint(folder / "latest.pt")["step"] == 10
@@ -113,7 +113,7 @@ def test_keep_checkpoints_keeps_the_newest_n(tmp_path):
 
 def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     from gankit.errors import CheckpointError
-    from gankit.train import checkpoint as ckpt
+    from gankit.runfolder import checkpoint as ckpt
 
     trainer = Trainer(tiny_config("dcgan", "train.steps=6", "train.checkpoint_every=2"), tmp_path)
     real_save = torch.save

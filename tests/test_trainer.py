@@ -14,8 +14,8 @@ import torch
 
 from gankit.errors import CheckpointError
 from gankit.objectives import linear_decay
+from gankit.runfolder.checkpoint import load_checkpoint, save_checkpoint
 from gankit.train import Trainer, load_run_config
-from gankit.train.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import run_gankit, tiny_config
 
 TINY_ARGS = [
@@ -87,7 +87,7 @@ def _final_weights(run_dir) -> dict[str, torch.Tensor]:
 HANG_AFTER_CHECKPOINT = textwrap.dedent(
     """
     import sys, time
-    from gankit.train import checkpoint
+    from gankit.runfolder import checkpoint
     save = checkpoint.save_checkpoint
     def save_then_hang(state, path):
         save(state, path)

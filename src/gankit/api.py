@@ -16,9 +16,9 @@ from torch import nn
 from gankit.config import RunConfig, validate_config
 from gankit.errors import CheckpointError, GankitError
 from gankit.objectives import OBJECTIVES, Objective
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.export import EXPORT_FORMAT
-from gankit.train.run_dir import RunDir
+from gankit.runfolder.checkpoint import load_checkpoint
+from gankit.runfolder.export import EXPORT_FORMAT
+from gankit.runfolder.layout import RunDir
 
 
 class LoadedGenerator:
@@ -210,7 +210,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerato
 def export(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Export a run's latest checkpoint (EMA generator when present) to ``out`` (default
     ``RUN/export``): config.json + <network>.safetensors."""
-    from gankit.train.export import export_generator
+    from gankit.runfolder.export import export_generator
 
     run = RunDir(Path(run_dir))
     loaded = _load_checkpoint_generator(run.latest, "cpu")

@@ -193,7 +193,7 @@ def sample(
 ) -> None:  # fmt: skip
     """Write a grid of COUNT images from RUN (a run folder, export folder or checkpoint)."""
     import gankit
-    from gankit.train.images import save_grid
+    from gankit.runfolder.images import save_grid
 
     generator = gankit.load(run, device=device)
     labels = _sample_labels(generator.objective.num_classes, count, label, per_class, columns)
@@ -259,7 +259,7 @@ def interpolate(
     import torch
 
     import gankit
-    from gankit.train.images import save_gif, save_grid
+    from gankit.runfolder.images import save_gif, save_grid
 
     generator = gankit.load(run, device=device)
     labels = _sample_labels(generator.objective.num_classes, 1, label, False, None)

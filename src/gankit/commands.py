@@ -13,10 +13,10 @@ import gankit
 from gankit.errors import GankitError
 from gankit.metrics import METRICS, Reference, evaluate, format_result
 from gankit.metrics.images import load_image_file
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.history import append_record
-from gankit.train.images import to_uint8
-from gankit.train.run_dir import RunDir
+from gankit.runfolder.checkpoint import load_checkpoint
+from gankit.runfolder.history import append_record
+from gankit.runfolder.images import to_uint8
+from gankit.runfolder.layout import RunDir
 
 
 def run_eval(

@@ -20,8 +20,8 @@ from PIL import Image
 import gankit
 from gankit.api import LoadedGenerator
 from gankit.errors import GankitError
-from gankit.train.images import make_grid
-from gankit.train.run_dir import RunDir
+from gankit.runfolder.images import make_grid
+from gankit.runfolder.layout import RunDir
 
 MAX_GRID = 64  # images in one sampled grid
 MAX_FRAMES = 64  # images along one interpolation path

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from gankit.errors import GankitError
-from gankit.train.run_dir import RunDir
+from gankit.runfolder.layout import RunDir
 
 STALE_AFTER_S = 180.0  # a run quiet for longer than this (at least) is no longer running
 MAX_DEPTH = 3  # run folders are found up to this many levels below the runs folder

@@ -23,8 +23,8 @@ from gankit.data import ImageSet
 from gankit.errors import GankitError
 from gankit.metrics import METRICS, MetricResult, Reference, evaluate, format_result
 from gankit.objectives import Objective
+from gankit.runfolder.images import to_uint8
 from gankit.train.distributed import SINGLE, Distributed
-from gankit.train.images import to_uint8
 
 log = logging.getLogger("gankit")
 

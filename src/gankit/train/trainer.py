@@ -32,11 +32,14 @@ from gankit.data.loader import InfiniteLoader
 from gankit.errors import CheckpointError, GankitError
 from gankit.metrics import MetricResult
 from gankit.objectives import OBJECTIVES, Objective, Phase, linear_decay
-from gankit.train import checkpoint as ckpt
+from gankit.runfolder import checkpoint as ckpt
+from gankit.runfolder.export import export_generator
+from gankit.runfolder.history import append_record, plot_losses, read_records, truncate_after
+from gankit.runfolder.images import save_grid
+from gankit.runfolder.layout import RunDir
 from gankit.train import distributed
 from gankit.train.ema import EMA
 from gankit.train.evaluation import PeriodicEvaluation
-from gankit.train.export import export_generator
 from gankit.train.fastpath import (
     autocast_dtype,
     configure_backends,
@@ -46,9 +49,6 @@ from gankit.train.fastpath import (
 )
 from gankit.train.guard import MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, NonFiniteGuard
 from gankit.train.health import HealthMonitor, diversity
-from gankit.train.history import append_record, plot_losses, read_records, truncate_after
-from gankit.train.images import save_grid
-from gankit.train.run_dir import RunDir
 
 log = logging.getLogger("gankit")
 
@@ -551,7 +551,7 @@ class Trainer:
             ratio = self.health.diversity_ratio(self.objective.metric_view(images))
             self._warn(self.health.check_samples(self.step, ratio))
         if self._writer is not None:
-            from gankit.train.images import make_grid
+            from gankit.runfolder.images import make_grid
 
             self._writer.add_image(
                 "samples", make_grid(images, self.cfg.train.grid_size), self.step

@@ -248,7 +248,7 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
 
 def _from_float(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """(C, h, w) float32 in [-1, 1], overwritten -> (h, w, C) of ``dtype``: uint8 rounded and
-    clipped (as :func:`gankit.train.images.to_uint8`; in place, to spare temporaries), float32
+    clipped (as :func:`gankit.runfolder.images.to_uint8`; in place, to spare temporaries), float32
     as it is."""
     values = values.transpose(1, 2, 0)
     if dtype != np.uint8:
