@@ -233,9 +233,56 @@ def test_pretraining_steps_use_the_content_loss_alone(tmp_path):
     for step in range(3):
         calls_before = len(recorder.calls)
         trainer.train_step()
-        generator_calls = len(recorder.calls) - calls_before - 2  # D's phase: real and fake
-        assert generator_calls == (0 if step < 2 else 1), step
+        # Pretraining: D is not called at all; then its phase (real, fake) and G's adversarial term
+        assert len(recorder.calls) - calls_before == (0 if step < 2 else 2 + 1), step
     assert objective.adversarial_weight == 1e-3
+
+
+def _d_state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """D's parameters and buffers (BN statistics, counts), detached copies."""
+    return {k: v.detach().clone() for k, v in trainer.objective.networks["discriminator"]
+            .state_dict().items()}  # fmt: skip
+
+
+def test_the_discriminator_trains_only_from_the_gan_stage_on(tmp_path):
+    """Ledig et al. section 3.2: the SRResNet (the first pretrain_steps) has no discriminator."""
+    trainer = Trainer(srgan_config(model={"pretrain_steps": 3}), tmp_path)
+    assert [(p.name, p.start) for p in trainer.phases] == [("discriminator", 3), ("generator", 0)]
+    initial, d_optimizer = _d_state(trainer), trainer.optimizers["discriminator"]
+    generator = {k: v.clone() for k, v in trainer.objective.networks["generator"].state_dict()
+                 .items()}  # fmt: skip
+    for _ in range(3):
+        trainer.train_step()
+    after_pretraining = _d_state(trainer)
+    assert all(torch.equal(initial[k], v) for k, v in after_pretraining.items())
+    assert d_optimizer.state_dict()["state"] == {}  # Adam never stepped
+    g_now = trainer.objective.networks["generator"].state_dict()
+    assert any(not torch.equal(v, g_now[k]) for k, v in generator.items())  # G did train
+    trainer.train_step()  # step 3: the GAN stage
+    changed = {k for k, v in _d_state(trainer).items() if not torch.equal(initial[k], v)}
+    assert changed == set(initial)  # every weight, BN statistic and count moved
+    assert {int(s["step"]) for s in d_optimizer.state_dict()["state"].values()} == {1}
+
+
+def test_the_gan_stage_starts_with_fresh_optimisers_and_resumes_exactly_across_it(tmp_path):
+    cfg = srgan_config(model={"pretrain_steps": 2})
+    objective = Trainer(cfg, tmp_path / "probe").objective
+    assert [objective.resets_optimizers(s) for s in (0, 1, 2, 3)] == [False, False, True, False]
+    assert not Trainer(srgan_config(), tmp_path / "none").objective.resets_optimizers(0)
+    straight = Trainer(srgan_config("train.steps=4", model={"pretrain_steps": 2}),
+                       tmp_path / "straight")  # fmt: skip
+    straight.fit()
+    for name in ("generator", "discriminator"):  # steps 2 and 3 after the reset
+        state = straight.optimizers[name].state_dict()["state"]
+        assert {int(s["step"]) for s in state.values()} == {2}, name
+    Trainer(srgan_config("train.steps=2", model={"pretrain_steps": 2}), tmp_path / "resumed").fit()
+    resumed = Trainer(srgan_config("train.steps=4", model={"pretrain_steps": 2}),
+                      tmp_path / "resumed", resume=True)  # fmt: skip
+    resumed.fit()
+    for name, network in straight.objective.networks.items():
+        other = resumed.objective.networks[name].state_dict()
+        different = [k for k, v in network.state_dict().items() if not torch.equal(v, other[k])]
+        assert not different, f"{name}: {different[:3]} differ after resume"
 
 
 def test_learning_rates_drop_tenfold_at_lr_drop_step(tmp_path):

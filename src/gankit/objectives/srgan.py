@@ -12,10 +12,18 @@ two pixel-shuffle x2 upsamplings, tanh) and the 8-conv VGG-style discriminator. 
 both averaged over the batch. The VGG content loss l^SR_VGG/i,j (eq. 5, SRGAN-VGG54) is left out:
 it needs ImageNet VGG-19 weights, which gankit does not ship (no torchvision); the content loss
 here is the pixel MSE of eq. 4 (the paper's SRGAN-MSE). Adam with lr 1e-4 and beta1 = 0.9
-(section 3.2). The paper initialises SRGAN with an MSE-trained SRResNet: ``pretrain_steps``
-trains G on the content loss alone for that many first steps (D still trains meanwhile), and
-``lr_drop_step`` divides both learning rates by 10 from that step on (10^5 updates at 1e-4,
-then 10^5 at 1e-5 in the paper).
+(section 3.2).
+
+Stages (section 3.2): the paper first trains the SRResNet on the MSE alone (10^6 updates at 1e-4)
+and uses it to initialise the generator of SRGAN, which is then trained adversarially (10^5
+updates at 1e-4, then 10^5 at 1e-5). Here one run does both: the first ``pretrain_steps`` steps
+train G on the content loss alone and D not at all (its phase starts at ``pretrain_steps``:
+``Phase.start``; D's weights, batch-norm statistics and optimiser stay as initialised). At
+``pretrain_steps`` every optimiser's state is cleared (:meth:`SRGAN.resets_optimizers`): the GAN
+stage is a new training run in the paper, whose Adam starts with zero moments (D's state is still
+empty then; G's SRResNet moments would otherwise carry over). ``lr_drop_step`` divides both
+learning rates by 10 from that step on, counted from step 0 of the whole run (the paper's
+schedule: ``pretrain_steps`` + 10^5).
 
 Data: ONE domain of high-resolution images ({"image": (B, C, R, R)} from any one-domain source;
 for a two-domain set, its domain B). The low-resolution input is made on the fly by bicubic
@@ -25,6 +33,7 @@ clamped to [-1, 1]; R must be a multiple of 4.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -36,7 +45,7 @@ from gankit.config import ModelConfig
 from gankit.errors import ConfigError
 from gankit.losses import bce_discriminator_loss, non_saturating_generator_loss
 from gankit.nets.srgan import SRGANDiscriminator, SRResNet, bicubic_downsample
-from gankit.objectives.base import Batch
+from gankit.objectives.base import Batch, Phase
 from gankit.objectives.registry import OBJECTIVES
 from gankit.objectives.translation import TranslationObjective
 
@@ -48,7 +57,7 @@ class SRGANConfig(ModelConfig):
     d_dense: int = Field(1024, ge=1)  # units of D's hidden dense layer
     d_pool: int = Field(6, ge=1)  # D pools its last map to d_pool x d_pool (R / 16: the paper)
     adversarial_weight: float = Field(1e-3, ge=0)  # the 10^-3 on l^SR_Gen in eq. 3
-    pretrain_steps: int = Field(0, ge=0)  # first steps with the content loss alone (SRResNet)
+    pretrain_steps: int = Field(0, ge=0)  # first steps: content loss alone, no D (SRResNet)
     lr_drop_step: int | None = Field(None, ge=1)  # from this step both lrs x 0.1; None: never
 
 
@@ -76,8 +85,20 @@ class SRGAN(TranslationObjective):
             "discriminator": SRGANDiscriminator(channels, m.d_width, m.d_dense, m.d_pool),
         }
 
+    def phases(self) -> list[Phase]:
+        """D's step on real batches, then G's; D's only from ``pretrain_steps`` on (section 3.2:
+        the SRResNet is trained without a discriminator)."""
+        discriminator, generator = self.adversarial_phases(generator_needs_data=True)
+        return [replace(discriminator, start=self.model_cfg.pretrain_steps), generator]
+
     def set_step(self, step: int) -> None:
         self.training_step = step
+
+    def resets_optimizers(self, step: int) -> bool:
+        """True at the first GAN step, ``pretrain_steps`` (> 0): the GAN stage's optimisers
+        start afresh, as the paper's separate training run initialised from the SRResNet."""
+        pretrain = self.model_cfg.pretrain_steps
+        return pretrain > 0 and step == pretrain
 
     def lr_factor(self, step: int) -> float:
         drop = self.model_cfg.lr_drop_step
