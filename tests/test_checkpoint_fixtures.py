@@ -1,0 +1,52 @@
+"""Checkpoints and exports written by earlier gankit versions load, and compute what they did.
+
+tests/fixtures/format-<N>/<family>/ were written by scripts/write_checkpoint_fixture.py with the
+gankit of checkpoint format N (never rewritten): a tiny run folder and ``expected.safetensors``,
+the generator's output then for fixed inputs. Each later version must read them (migrating the
+format where it changed) and give the same images.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import gankit
+from gankit.runfolder.checkpoint import FORMAT, load_checkpoint
+from gankit.train import Trainer, load_run_config
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RUNS = sorted(p for p in FIXTURES.glob("format-*/*") if p.is_dir())
+
+
+def _images(generator: gankit.LoadedGenerator, expected: dict[str, torch.Tensor]) -> torch.Tensor:
+    if generator.is_translator:
+        return generator.translate(expected["inputs"])
+    return generator.sample(2, seed=0)
+
+
+def test_there_is_a_fixture_of_every_format_up_to_this_one():
+    assert {int(p.parent.name.split("-")[1]) for p in RUNS} >= {1}
+    assert FORMAT >= 1
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda p: f"{p.parent.name}-{p.name}")
+@pytest.mark.parametrize("what", ["export", "checkpoints/latest.pt"])
+def test_an_old_export_or_checkpoint_loads_and_generates_the_same_images(run, what):
+    expected = load_file(str(run / "expected.safetensors"))
+    generator = gankit.load(run / what)
+    torch.testing.assert_close(_images(generator, expected), expected["images"])
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda p: f"{p.parent.name}-{p.name}")
+def test_an_old_run_resumes_and_writes_the_current_format(run, tmp_path):
+    folder = tmp_path / run.name
+    shutil.copytree(run, folder)
+    cfg = load_run_config(folder, ["train.steps=3"])
+    result = Trainer(cfg, folder, resume=True).fit()
+    assert result.step == 3
+    assert load_checkpoint(folder / "checkpoints" / "latest.pt")["format"] == FORMAT
