@@ -60,7 +60,8 @@ def write(family: str, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "tests" / "fixtures" / f"format-{FORMAT}")
+    default_out = REPO / "tests" / "fixtures" / f"format-{FORMAT}"
+    parser.add_argument("--out", type=Path, default=default_out)
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     args = parser.parse_args()
     for family in args.families:
