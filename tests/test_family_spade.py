@@ -128,22 +128,36 @@ def test_residual_block_learns_its_skip_only_when_the_channels_change():
     assert change(torch.randn(2, 8, 4, 4), labels).shape == (2, 4, 4, 4)
 
 
-def test_spectral_norm_on_every_conv_but_the_spade_modulation_nets():
+def _spectral(conv: nn.Module) -> bool:
+    return parametrize.is_parametrized(conv, "weight")
+
+
+def test_spectral_norm_only_where_the_authors_code_puts_it():
+    """NVlabs/SPADE: G's residual-block convs (norm_G "spectral..."), not its head (fc), to-image
+    conv (conv_img) or the SPADE modulation nets; D's inner convs (norm_D "spectralinstance",
+    bias removed before the instance norm), not its first and last convs."""
     objective = Trainer(spade_config(), "unused-run-dir").objective
-    modulation = {
-        id(conv)
-        for m in objective.networks["generator"].modules()
-        if isinstance(m, SPADE)
-        for conv in m.modules()
-        if isinstance(conv, nn.Conv2d)
-    }
-    # 3 convs per SPADE; 2 SPADEs in the head and middle blocks, 3 in the up block (learned skip)
-    assert len(modulation) == 3 * (2 + 2 + 2 + 3)
-    for network in objective.networks.values():
-        convs = [m for m in network.modules() if isinstance(m, nn.Conv2d)]
-        assert len(convs) > 5
-        for conv in convs:
-            assert parametrize.is_parametrized(conv, "weight") == (id(conv) not in modulation)
+    generator, discriminator = objective.networks["generator"], objective.networks["discriminator"]
+    assert not _spectral(generator.head_conv) and not _spectral(generator.to_image)
+    blocks = [generator.head, *generator.middle, *generator.up_blocks]
+    block_convs = [c for b in blocks for c in (b.conv1, b.conv2, b.shortcut_conv) if c is not None]
+    assert len(block_convs) == 2 * 4 + 1 and all(_spectral(c) for c in block_convs)
+    spades = [m for m in generator.modules() if isinstance(m, SPADE)]
+    modulation = [c for m in spades for c in m.modules() if isinstance(c, nn.Conv2d)]
+    assert len(modulation) == 3 * (2 + 2 + 2 + 3) and not any(_spectral(c) for c in modulation)
+    all_convs = [m for m in generator.modules() if isinstance(m, nn.Conv2d)]
+    assert len(all_convs) == 2 + len(block_convs) + len(modulation)  # nothing else
+    assert len(discriminator.discriminators) == 2
+    for patch_gan in discriminator.discriminators:
+        convs = [m for m in patch_gan.modules() if isinstance(m, nn.Conv2d)]
+        assert [_spectral(c) for c in convs] == [False, True, True, False]  # d_layers = 3
+        assert [c.bias is not None for c in convs] == [True, False, False, True]
+        for stage, conv in zip(patch_gan.stages[1:-1], convs[1:-1], strict=True):
+            assert stage[0] is conv and isinstance(stage[1], nn.InstanceNorm2d)
+    # spectral=False: no spectral norm anywhere
+    plain = [SPADEGenerator(2, 1, width=4, num_upsampling=2, hidden=8, spectral=False),
+             MultiScaleDiscriminator(3, width=4, layers=3, spectral=False)]  # fmt: skip
+    assert not any(_spectral(m) for net in plain for m in net.modules() if isinstance(m, nn.Conv2d))
 
 
 def test_multiscale_discriminator_returns_every_stage_at_every_scale():

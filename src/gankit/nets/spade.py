@@ -8,6 +8,13 @@ Label maps enter the generator as the images domain A is stored as: (N, 1, h, w)
 grayscale image quantised into ``num_labels`` equal bins (``label_source="threshold"``). The
 generator turns them into one-hot maps (N, L, h, w) itself, so ``generator(a)`` is the whole
 translator (what tiling and exports call).
+
+Spectral norm (Miyato et al. 2018) is where the authors' code puts it, not on "all the layers"
+as section 4 of the paper says: in G on the convolutions of the SPADE residual blocks (the
+"spectral" of their ``norm_G = spectralspadesyncbatch3x3``), not on the head conv (their ``fc``),
+the to-image conv (``conv_img``) or the SPADE modulation nets; in each PatchGAN on the inner
+convolutions, which ``norm_D = spectralinstance`` wraps as spectral norm + instance norm, not on
+the first and the last convolution, which that code builds without a norm layer.
 """
 
 from __future__ import annotations
@@ -91,8 +98,9 @@ class SPADEResBlock(nn.Module):
 
     main: SPADE -> ReLU -> conv3x3 (to min(C_in, C_out)) -> SPADE -> ReLU -> conv3x3;
     shortcut: identity, or the learned skip SPADE -> conv1x1 (no bias) when the channels
-    change. Every conv is spectrally normalised (section 4: "all the layers"; the authors' code
-    uses LeakyReLU(0.2) where figure 10 shows ReLU: we follow the figure).
+    change. Every conv of the block is spectrally normalised when ``spectral`` (as in the
+    authors' code; the authors' code uses LeakyReLU(0.2) where figure 10 shows ReLU: we follow
+    the figure).
     """
 
     def __init__(
@@ -133,6 +141,8 @@ class SPADEGenerator(nn.Module):
     times (upsample x2, SPADE ResBlk halving the channels), ending at ``width``; LeakyReLU(0.2),
     3x3 conv, tanh. Every block reads m resized to its own size. k = 5 and width = 64 is the
     paper's 256-pixel generator (1024 channels at 8x8, then 1024, 1024, 512, 256, 128, 64).
+    ``spectral`` puts spectral norm on the residual blocks' convs only; the head and to-image
+    convs are plain, as in the authors' code (see the module docstring).
 
     Sides that are not multiples of 2**k are padded (replicating the border labels) to the next
     multiple and the output is cropped back, so the network is fully convolutional. In
@@ -149,7 +159,7 @@ class SPADEGenerator(nn.Module):
         hidden: int = 128,  # channels of each SPADE modulation net (128 in the paper)
         max_channels: int = 1024,  # cap on any block's channels
         label_source: LabelSource = "indices",  # how label images become class indices
-        spectral: bool = True,  # spectral norm on every conv outside SPADE (section 4)
+        spectral: bool = True,  # spectral norm on the residual blocks' convs (authors' code)
     ) -> None:
         super().__init__()
         self.num_labels, self.num_upsampling, self.label_source = (
@@ -160,7 +170,7 @@ class SPADEGenerator(nn.Module):
         widths = [min(width * 2 ** (num_upsampling - 1 - j), max_channels)
                   for j in range(num_upsampling)]  # fmt: skip
         top = widths[0]
-        self.head_conv = conv2d(num_labels, top, 3, spectral)
+        self.head_conv = conv2d(num_labels, top, 3)  # plain: the reference's fc
         self.head = SPADEResBlock(top, top, num_labels, hidden, spectral)
         self.middle = nn.ModuleList(
             [SPADEResBlock(top, top, num_labels, hidden, spectral) for _ in range(2)]
@@ -171,7 +181,7 @@ class SPADEGenerator(nn.Module):
                 for fan_in, fan_out in pairwise(widths)
             ]
         )
-        self.to_image = conv2d(widths[-1], channels, 3, spectral)
+        self.to_image = conv2d(widths[-1], channels, 3)  # plain: the reference's conv_img
 
     def one_hot(self, label_images: torch.Tensor) -> torch.Tensor:
         """Label images (N, C_a, h, w) in [-1, 1] -> one-hot maps (N, L, h, w) float32."""
@@ -205,9 +215,11 @@ class PatchDiscriminator(nn.Module):
     (N, 1, H', W') (raw: hinge loss, no sigmoid).
 
     conv4x4 stride 2 -> LeakyReLU(0.2); then ``layers`` - 1 stages conv4x4 (channels doubled up
-    to ``max_channels``; stride 2, the last stride 1) -> instance norm -> LeakyReLU(0.2); then
-    conv4x4 stride 1 to one channel. Padding 2 as in pix2pixHD. Every conv is spectrally
-    normalised (Park et al. 2019, section 4). Instance norm is per image, so real and fake may
+    to ``max_channels``; stride 2, the last stride 1; no bias, which the instance norm would
+    cancel) -> instance norm -> LeakyReLU(0.2); then conv4x4 stride 1 to one channel. Padding 2
+    as in pix2pixHD. With ``spectral`` the inner convs (those before an instance norm) are
+    spectrally normalised and the first and last are plain: the authors' ``norm_D =
+    spectralinstance`` (module docstring). Instance norm is per image, so real and fake may
     share one batch.
     """
 
@@ -222,7 +234,11 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
 
         def conv(fan_in: int, fan_out: int, stride: int) -> nn.Module:
-            return sn(nn.Conv2d(fan_in, fan_out, 4, stride, padding=2), spectral)
+            return nn.Conv2d(fan_in, fan_out, 4, stride, padding=2)
+
+        def normalised_conv(fan_in: int, fan_out: int, stride: int) -> nn.Module:
+            layer = nn.Conv2d(fan_in, fan_out, 4, stride, padding=2, bias=False)
+            return sn(layer, spectral)
 
         stages: list[nn.Module] = [nn.Sequential(conv(in_channels, width, 2), nn.LeakyReLU(0.2))]
         channels = width
@@ -231,7 +247,9 @@ class PatchDiscriminator(nn.Module):
             stride = 1 if n == layers - 1 else 2
             stages.append(
                 nn.Sequential(
-                    conv(channels, fan_out, stride), nn.InstanceNorm2d(fan_out), nn.LeakyReLU(0.2)
+                    normalised_conv(channels, fan_out, stride),
+                    nn.InstanceNorm2d(fan_out),
+                    nn.LeakyReLU(0.2),
                 )
             )
             channels = fan_out
