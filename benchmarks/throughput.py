@@ -33,7 +33,7 @@ from torch.utils.flop_counter import flop_registry
 from benchmarks.common import emit, machine, matmul_peak, paired_ratio, side_by_side
 from gankit.config import build_config, load_yaml, preset_path
 from gankit.objectives import OBJECTIVES
-from gankit.train import Trainer
+from gankit.training import Trainer
 
 PRESETS = {"cyclegan": "digits-edges", "pix2pix": "digits-edges", "siamese": "digits-edges",
            "spade": "digits-edges", "srgan": "mnist-bundled"}  # fmt: skip

@@ -4,7 +4,7 @@
     python -m benchmarks.time_to_quality --budgets 1,2         # quicker
 
 Trains ``configs/dcgan/mnist.yaml`` with the trainer's defaults (the device's fast path) on the
-60,000 MNIST training digits (``--data-root``), stepping :meth:`gankit.train.Trainer.train_step`
+60,000 MNIST training digits (``--data-root``), stepping :meth:`gankit.training.Trainer.train_step`
 until each budget of training wall time is spent; the clock stops while it evaluates. The
 preset's learning rates decay linearly to 0 over the last part of ``train.steps``
 (``train.lr_decay_start``); a run for a wall-clock budget does not know its step count, so it
@@ -31,7 +31,7 @@ from benchmarks.common import MNIST, emit, machine
 from gankit.config import build_config, load_yaml, preset_path
 from gankit.metrics import Reference, evaluate
 from gankit.runfolder.images import to_uint8
-from gankit.train import Trainer
+from gankit.training import Trainer
 
 N = 2000
 

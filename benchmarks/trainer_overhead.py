@@ -7,7 +7,7 @@ The bare loop is written here from the same network classes (copies of the train
 weights), the same losses (BCE with one-sided label smoothing 0.9, non-saturating G loss), the
 same Adam settings and implementation (fused, the trainer's default), batch and precision, on
 batches indexed from the same uint8 tensor: what a careful user would write by hand.
-gankit's step (:meth:`gankit.train.Trainer.train_step`) adds its loader (a resumable
+gankit's step (:meth:`gankit.training.Trainer.train_step`) adds its loader (a resumable
 permutation), per-phase freezing of the other network, the non-finite guard, on-device
 statistics and the phase bookkeeping. Both run alternately in one process
 (:func:`benchmarks.common.side_by_side`); ``ratio`` = bare seconds per step / gankit's, the
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from benchmarks.common import emit, machine, paired_ratio, side_by_side
 from gankit.config import build_config, load_yaml, preset_path
-from gankit.train import Trainer
-from gankit.train.fastpath import use_fused_optimizer
+from gankit.training import Trainer
+from gankit.training.fastpath import use_fused_optimizer
 
 
 def dcgan_trainer(precision: str, device: str, batch_size: int, run_dir: str) -> Trainer:

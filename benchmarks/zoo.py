@@ -38,7 +38,7 @@ import yaml
 from gankit.config import RunConfig, build_config, preset_path
 from gankit.objectives import OBJECTIVES
 from gankit.runfolder.images import save_grid, to_uint8
-from gankit.train import Trainer
+from gankit.training import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "zoo.json"

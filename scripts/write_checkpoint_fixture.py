@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 import gankit  # noqa: E402
 from gankit.runfolder.checkpoint import FORMAT  # noqa: E402
-from gankit.train import Trainer  # noqa: E402
+from gankit.training import Trainer  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 
 # One family per kind of change a format migration may have to handle: DCGAN (plain conv G with

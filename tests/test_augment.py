@@ -10,7 +10,7 @@ from gankit.config import build_config
 from gankit.errors import ConfigError
 from gankit.nets.augment import attach_diffaugment, color, cutout, diffaugment, translation
 from gankit.objectives import OBJECTIVES
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 POLICY = ["color", "translation", "cutout"]

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 import gankit
 from gankit.runfolder.checkpoint import FORMAT, load_checkpoint
-from gankit.train import Trainer, load_run_config
+from gankit.training import Trainer, load_run_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = sorted(p for p in FIXTURES.glob("format-*/*") if p.is_dir())

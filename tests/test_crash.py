@@ -27,7 +27,7 @@ HANGING_CLI = textwrap.dedent(
     import os, sys, time
     import torch
     from gankit.runfolder import checkpoint
-    from gankit.train import trainer
+    from gankit.training import trainer
     kind, _, at = os.environ["GANKIT_TEST_HANG"].partition(":")
     at = int(at)
     def hang():

@@ -27,8 +27,8 @@ from gankit.data import load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.errors import GankitError
 from gankit.runfolder.checkpoint import load_checkpoint
-from gankit.train import Trainer, load_run_config
-from gankit.train.distributed import Distributed, convert_sync_batchnorm
+from gankit.training import Trainer, load_run_config
+from gankit.training.distributed import Distributed, convert_sync_batchnorm
 from tests.conftest import tiny_config
 
 # (b)'s tolerance: the two runs differ only in float rounding (a mean over 16 images vs the mean of

@@ -11,7 +11,7 @@ from gankit.data import load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.data.transforms import edge_map
 from gankit.errors import ConfigError
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 

@@ -130,7 +130,7 @@ def test_fid_of_mnist_train_vs_test_is_small_and_noise_is_large(tmp_path):
 
 
 def test_eval_command_on_a_run_prints_json_records_and_reuses_the_reference(tmp_path, monkeypatch):
-    from gankit.train import Trainer
+    from gankit.training import Trainer
     from tests.conftest import tiny_config
 
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))

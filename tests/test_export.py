@@ -11,7 +11,7 @@ import torch
 import gankit
 from gankit.api import export
 from gankit.errors import CheckpointError
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import run_gankit, tiny_config
 
 

@@ -13,7 +13,7 @@ from gankit.errors import ConfigError, GankitError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
 from gankit.nets.blocks import ConditionalBatchNorm2d
 from gankit.objectives.biggan import BigGAN, off_diagonal_gram_energy, orthogonal_regularization
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 from tests.test_family_sngan import Recorder
 

@@ -8,7 +8,7 @@ import torch
 from gankit.errors import ConfigError, GankitError
 from gankit.losses import bce_discriminator_loss
 from gankit.objectives import OBJECTIVES
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 CONV = ("model.architecture=conv", "model.g_width=4", "model.d_width=4", "data.resolution=16")

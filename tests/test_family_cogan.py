@@ -12,7 +12,7 @@ from gankit.losses import bce_discriminator_loss, non_saturating_generator_loss
 from gankit.nets.cogan import CoupledDiscriminator, CoupledGenerator
 from gankit.objectives import OBJECTIVES
 from gankit.objectives.cogan import to_domain_b
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 
@@ -133,7 +133,7 @@ def test_bad_settings_are_refused():
 
 
 def test_metrics_see_domain_a_only(tmp_path):
-    from gankit.train import Trainer
+    from gankit.training import Trainer
     from tests.conftest import tiny_config
 
     trainer = Trainer(tiny_config("cogan"), tmp_path)

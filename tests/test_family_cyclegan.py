@@ -16,7 +16,7 @@ from gankit.config import build_config, load_yaml, preset_path
 from gankit.errors import ConfigError
 from gankit.nets.translation import PatchGANDiscriminator, ResidualBlock, ResNetTranslator
 from gankit.objectives.cyclegan import CycleGAN, ImagePool
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 from tests.net_helpers import Recorder, held_out_digits_and_edges, parameters_of
 

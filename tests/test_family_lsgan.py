@@ -7,7 +7,7 @@ import torch
 
 from gankit.config import build_config, load_yaml, preset_path
 from gankit.objectives import OBJECTIVES
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 

@@ -21,7 +21,7 @@ from gankit.nets.progan import (
 from gankit.objectives import OBJECTIVES
 from gankit.objectives.progan import progan_schedule
 from gankit.runfolder.checkpoint import load_checkpoint
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 

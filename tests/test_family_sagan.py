@@ -12,7 +12,7 @@ from gankit.errors import ConfigError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
 from gankit.nets.blocks import SelfAttention
 from gankit.objectives.sagan import SAGAN
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 from tests.test_family_sngan import Recorder
 

@@ -20,7 +20,7 @@ from gankit.objectives.siamese import (
     pair_indices,
     real_term,
 )
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 DATA = {"source": "digits-edges", "paired": False, "resolution": 16}

@@ -12,7 +12,7 @@ from gankit.errors import ConfigError, GankitError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
 from gankit.nets.blocks import ClassConditionalBatchNorm2d
 from gankit.objectives.sngan import SNGAN
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 

@@ -28,7 +28,7 @@ from gankit.nets.spade import (
     label_palette,
 )
 from gankit.objectives import spade as spade_family  # noqa: F401  (registers "spade")
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 TINY_MODEL = {

@@ -18,7 +18,7 @@ from gankit.losses import bce_discriminator_loss
 from gankit.metrics.fidelity import psnr, ssim
 from gankit.nets.srgan import ResidualBlock, SRGANDiscriminator, SRResNet, bicubic_downsample
 from gankit.objectives import srgan as srgan_family  # noqa: F401  (registers "srgan")
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 TINY_MODEL = {"g_width": 4, "num_blocks": 2, "d_width": 4, "d_dense": 8, "d_pool": 1}

@@ -9,7 +9,7 @@ from gankit.config import build_config, load_yaml, preset_path
 from gankit.losses import gradient_penalty, wasserstein_critic_loss, wasserstein_generator_loss
 from gankit.nets.critic import DCGANCritic
 from gankit.objectives import OBJECTIVES
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import gankit
-from gankit.train import Trainer, fastpath
-from gankit.train.fastpath import (
+from gankit.training import Trainer, fastpath
+from gankit.training.fastpath import (
     cpu_has_native_bf16,
     resolve_channels_last,
     resolve_precision,

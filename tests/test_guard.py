@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from gankit.train import Trainer
-from gankit.train.trainer import TrainingDiverged
+from gankit.training import Trainer
+from gankit.training.trainer import TrainingDiverged
 from tests.conftest import run_gankit, tiny_config
 
 

@@ -8,8 +8,8 @@ import torch
 
 from gankit.objectives import OBJECTIVES
 from gankit.objectives.base import discriminator_accuracy
-from gankit.train import Trainer
-from gankit.train.health import HealthMonitor, diversity
+from gankit.training import Trainer
+from gankit.training.health import HealthMonitor, diversity
 from tests.conftest import tiny_config
 
 

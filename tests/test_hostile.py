@@ -198,7 +198,7 @@ def test_an_empty_translation_split_is_one_error_line(tmp_path):
 
 
 def test_gankit_translate_takes_the_same_corpus(tmp_path):
-    from gankit.train import Trainer
+    from gankit.training import Trainer
     from tests.conftest import tiny_config
 
     run = tmp_path / "translator"

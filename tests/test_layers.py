@@ -19,5 +19,5 @@ def _modules_after_import(*modules: str) -> set[str]:
 
 def test_the_server_api_and_commands_read_run_folders_without_the_training_package():
     loaded = _modules_after_import("gankit", "gankit.api", "gankit.commands", "gankit.serve.app")
-    assert not {m for m in loaded if m == "gankit.train" or m.startswith("gankit.train.")}
+    assert not {m for m in loaded if m == "gankit.training" or m.startswith("gankit.training.")}
     assert "gankit.runfolder.checkpoint" in loaded

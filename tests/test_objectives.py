@@ -14,7 +14,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.objectives import OBJECTIVES
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import tiny_config
 from tests.tiny_models import PARTIAL_UPDATES
 

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from gankit.api import export
 from gankit.serve.app import ServeSettings, create_app
 from gankit.serve.generators import GeneratorCache
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import run_gankit, tiny_config
 from tests.test_hostile import bomb_png
 

@@ -15,7 +15,7 @@ import torch
 from gankit.errors import CheckpointError
 from gankit.objectives import linear_decay
 from gankit.runfolder.checkpoint import load_checkpoint, save_checkpoint
-from gankit.train import Trainer, load_run_config
+from gankit.training import Trainer, load_run_config
 from tests.conftest import run_gankit, tiny_config
 
 TINY_ARGS = [

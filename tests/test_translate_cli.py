@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import gankit
-from gankit.train import Trainer
+from gankit.training import Trainer
 from tests.conftest import run_gankit, tiny_config
 from tests.test_hostile import bomb_png
 

@@ -98,7 +98,7 @@ class TrainConfig(Section):
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda when available, else cpu
-    # The fast paths (gankit.train.fastpath): autocast dtype (auto: bf16 on GPUs and CPUs that
+    # The fast paths (gankit.training.fastpath): autocast dtype (auto: bf16 on GPUs and CPUs that
     # have it, else fp16 on CUDA / fp32); NHWC networks (auto: on CUDA, and on CPUs in bf16);
     # torch.compile of every network (pays back only on long runs); fused optimiser kernels on
     # CPU and CUDA (else torch's default foreach implementation).

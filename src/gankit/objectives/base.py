@@ -30,7 +30,7 @@ def discriminator_accuracy(
     decision boundary (0 for logits and hinge scores, (a + b) / 2 for least squares); None: the
     midpoint of the two means (Wasserstein critics, whose scores have no fixed scale). 0.5 is a
     balanced game, 1.0 a discriminator that wins every time (the trainer warns, see
-    :mod:`gankit.train.health`).
+    :mod:`gankit.training.health`).
     """
     real, fake = real_scores.detach().float(), fake_scores.detach().float()
     t = (real.mean() + fake.mean()) / 2 if threshold is None else threshold

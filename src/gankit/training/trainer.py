@@ -4,7 +4,7 @@ The trainer owns everything around the GAN math: optimisers (one per phase), zer
 step, autocast and gradient scaling, the EMA generator, statistics, sample grids, checkpoints and
 the export. It knows no family by name: an :class:`Objective` supplies networks, phases and losses.
 
-Under ``torchrun`` it trains data-parallel (:mod:`gankit.train.distributed`): every rank runs this
+Under ``torchrun`` it trains data-parallel (:mod:`gankit.training.distributed`): every rank runs this
 same loop on its share of each global batch, averages each phase's gradients with the others
 before stepping, and agrees with them on skipped steps and stop signals; only rank 0 writes files.
 """
@@ -37,18 +37,18 @@ from gankit.runfolder.export import export_generator
 from gankit.runfolder.history import append_record, plot_losses, read_records, truncate_after
 from gankit.runfolder.images import save_grid
 from gankit.runfolder.layout import RunDir
-from gankit.train import distributed
-from gankit.train.ema import EMA
-from gankit.train.evaluation import PeriodicEvaluation
-from gankit.train.fastpath import (
+from gankit.training import distributed
+from gankit.training.ema import EMA
+from gankit.training.evaluation import PeriodicEvaluation
+from gankit.training.fastpath import (
     autocast_dtype,
     configure_backends,
     resolve_channels_last,
     resolve_precision,
     use_fused_optimizer,
 )
-from gankit.train.guard import MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, NonFiniteGuard
-from gankit.train.health import HealthMonitor, diversity
+from gankit.training.guard import MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, NonFiniteGuard
+from gankit.training.health import HealthMonitor, diversity
 
 log = logging.getLogger("gankit")
 
@@ -83,7 +83,7 @@ def make_optimizer(
     phase: Phase, parameters: list[nn.Parameter], fused: bool = False
 ) -> torch.optim.Optimizer:
     """The optimiser of ``phase``; ``fused``: one fused kernel per step (Adam, AdamW, SGD; see
-    :func:`gankit.train.fastpath.use_fused_optimizer`)."""
+    :func:`gankit.training.fastpath.use_fused_optimizer`)."""
     implementation = {"fused": True} if fused else {}
     if phase.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=phase.lr, betas=phase.betas, **implementation)
@@ -281,7 +281,7 @@ class Trainer:
         self, optimizer: torch.optim.Optimizer, loss: torch.Tensor
     ) -> torch.Tensor:
         """Average the gradients ``optimizer`` is about to apply over the ranks (one all-reduce,
-        see :mod:`gankit.train.distributed`); returns the mean loss. The same buffer carries each
+        see :mod:`gankit.training.distributed`); returns the mean loss. The same buffer carries each
         rank's stop request, so all ranks see every request at the same step."""
         stop = 1.0 if self._stop is not None and self._stop.requested else 0.0
         extras = torch.stack([loss.detach().float(), loss.new_full((), stop, dtype=torch.float32)])

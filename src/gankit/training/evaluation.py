@@ -24,7 +24,7 @@ from gankit.errors import GankitError
 from gankit.metrics import METRICS, MetricResult, Reference, evaluate, format_result
 from gankit.objectives import Objective
 from gankit.runfolder.images import to_uint8
-from gankit.train.distributed import SINGLE, Distributed
+from gankit.training.distributed import SINGLE, Distributed
 
 log = logging.getLogger("gankit")
 
