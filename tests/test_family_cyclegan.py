@@ -13,7 +13,7 @@ from torch import nn
 
 import gankit.objectives.cyclegan  # noqa: F401  (registers the family)
 from gankit.config import build_config, load_yaml, preset_path
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, GankitError
 from gankit.nets.translation import PatchGANDiscriminator, ResidualBlock, ResNetTranslator
 from gankit.objectives.cyclegan import CycleGAN, ImagePool
 from gankit.training import Trainer
@@ -146,7 +146,8 @@ def test_each_phase_updates_every_parameter_of_its_networks_and_no_others(tmp_pa
     assert [(p.name, p.networks) for p in trainer.phases] == [
         ("generator", GENERATORS), ("discriminator", DISCRIMINATORS)
     ]  # fmt: skip
-    assert all(p.needs_data and p.lr == 2e-4 and p.betas == (0.5, 0.999) for p in trainer.phases)
+    assert all(p.lr == 2e-4 and p.betas == (0.5, 0.999) for p in trainer.phases)
+    assert [p.needs_data for p in trainer.phases] == [True, False]  # D: the G phase's batch
     for phase in trainer.phases:
         before = {name: parameters_of(net) for name, net in networks.items()}
         trainer._run_phase(phase)
@@ -197,23 +198,23 @@ def test_every_generator_term_has_gradients_in_both_generators(tmp_path):
             assert torch.isfinite(norm) and norm > 0, f"{term_name} does not reach {name}"
 
 
-def test_discriminators_see_this_batchs_reals_and_the_generator_phases_fakes(tmp_path):
+def test_discriminators_see_the_generator_phases_reals_and_fakes(tmp_path):
     trainer = Trainer(_config(pool_size=50), tmp_path)
     objective = trainer.objective
     g, f = objective.networks["generator"], objective.networks["generator_ba"]
     recorders = {name: Recorder(objective.networks[name]) for name in DISCRIMINATORS}
-    generator_batch, discriminator_batch = next(trainer.loader), next(trainer.loader)
+    generator_batch = next(trainer.loader)
     objective.loss("generator", generator_batch)
     with torch.no_grad():
         fakes = {"discriminator": g(generator_batch["a"]),
                  "discriminator_a": f(generator_batch["b"])}  # fmt: skip
     for recorder in recorders.values():
         recorder.calls.clear()
-    loss, _ = objective.loss("discriminator", discriminator_batch)
+    loss, _ = objective.loss("discriminator", None)  # as the trainer calls it: no batch
     expected = 0.0
     for name, domain in (("discriminator", "b"), ("discriminator_a", "a")):
         (real_in, real_scores), (fake_in, fake_scores) = recorders[name].calls
-        assert torch.equal(real_in, discriminator_batch[domain])
+        assert torch.equal(real_in, generator_batch[domain])
         torch.testing.assert_close(fake_in, fakes[name])  # the pool is not full: passed through
         expected += 0.5 * (real_scores - 1).square().mean() + 0.5 * fake_scores.square().mean()
     assert loss.item() == pytest.approx(float(expected), rel=1e-5)
@@ -382,3 +383,60 @@ def test_unpaired_training_learns_to_draw_edge_maps(tmp_path):
         f"mean edge map {baseline_mean:.3f}, the digit itself {baseline_input:.3f}"
     )
     assert error < 0.2 and error < 2 / 3 * min(baseline_mean, baseline_input)
+
+
+# --------------------------------------------------------------------------------------------------
+# The discriminator phase judges the generator phase's batch (one batch per step)
+
+
+class _CountingLoader:
+    """The trainer's loader, recording every batch it hands out."""
+
+    def __init__(self, loader: object) -> None:
+        self.loader, self.batches = loader, []
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        batch = next(self.loader)
+        self.batches.append({k: v.clone() for k, v in batch.items()})
+        return batch
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.loader, name)
+
+
+def test_each_step_reads_one_batch_and_d_judges_the_reals_g_translated(tmp_path):
+    """The reference (optimize_parameters): set_input once, then G and F, then D_A and D_B on
+    the same real_A, real_B. Nothing of a step is left over for the next."""
+    trainer = Trainer(_config(pool_size=0), tmp_path)
+    objective = trainer.objective
+    loader = trainer.loader = _CountingLoader(trainer.loader)
+    names = (*GENERATORS, *DISCRIMINATORS)
+    recorders = {name: Recorder(objective.networks[name]) for name in names}
+    for step in range(2):
+        for recorder in recorders.values():
+            recorder.calls.clear()
+        trainer.train_step()
+        assert len(loader.batches) == step + 1  # one batch per step, for both phases
+        batch = loader.batches[-1]
+        fake_b = recorders["generator"].calls[0][1]  # G(a), before G's update
+        fake_a = recorders["generator_ba"].calls[0][1]  # F(b)
+        for name, domain, fake in (("discriminator", "b", fake_b),
+                                   ("discriminator_a", "a", fake_a)):  # fmt: skip
+            *_, (real_in, _), (fake_in, _) = recorders[name].calls  # the D phase's two calls
+            assert torch.equal(real_in, batch[domain]), (step, name)
+            assert torch.equal(fake_in, fake.float())  # no pool: G's fakes of this batch
+        assert objective._step_images is None  # consumed: a checkpoint now holds all there is
+
+
+def test_the_d_phase_without_this_steps_generator_phase_is_an_error(tmp_path):
+    trainer = Trainer(_config(), tmp_path)
+    objective, batch = trainer.objective, next(trainer.loader)
+    objective.set_step(0)
+    with pytest.raises(GankitError, match="generator phase"):
+        objective.loss("discriminator", None)
+    objective.loss("generator", batch)
+    objective.set_step(1)  # a new step drops the last one's batch and fakes
+    with pytest.raises(GankitError, match="generator phase"):
+        objective.loss("discriminator", None)
+    loss, _ = objective.loss("discriminator", batch)  # a batch given: judged with its own fakes
+    assert torch.isfinite(loss)

@@ -35,9 +35,14 @@ Channels: domain A has ``data.channels_a`` (default ``data.channels``), B ``data
 maps A's channels to B's, F back, D_B reads B's, D_A A's. The identity loss feeds b to G, so it
 needs equal channels.
 
-Phases, each with a fresh batch {"a", "b"}: ``generator`` updates G and F together; then
-``discriminator`` updates D_B and D_A on that batch's real images and on the generator phase's
-fakes drawn through the pools.
+Phases, as in the authors' code (``optimize_parameters``: one ``set_input`` per iteration, G and
+F stepped first, then D_A and D_B): ``generator`` reads one batch {"a", "b"} and updates G and F
+together; then ``discriminator`` (``Phase.needs_data=False``: it reads no batch of its own)
+updates D_B and D_A on the real images of that same batch and on the fakes the generator phase
+made from it (before G's update, as there), drawn through the pools. The batch and its fakes are
+kept, detached, from the generator phase to the discriminator phase of the same step only: the
+discriminator phase consumes them and :meth:`CycleGAN.set_step` drops anything left, so nothing
+crosses a step and a checkpoint (taken between steps) needs only the pools.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from pydantic import Field
 from torch import nn
 
 from gankit.config import ModelConfig
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, GankitError
 from gankit.losses import least_squares_discriminator_loss
 from gankit.nets.translation import (
     Norm,
@@ -137,8 +142,9 @@ class CycleGAN(TranslationObjective):
         super().__init__(*args, **kwargs)
         pool_size = self.model_cfg.pool_size
         self.pools = {"a": ImagePool(pool_size), "b": ImagePool(pool_size)}
-        # The generator phase's fakes, {"a": F(b), "b": G(a)} detached, for the next D phase.
-        self._fakes: dict[str, torch.Tensor] | None = None
+        # This step's generator-phase batch and fakes for its D phase, all detached:
+        # {"real_a": a, "real_b": b, "fake_a": F(b), "fake_b": G(a)}; None between steps.
+        self._step_images: dict[str, torch.Tensor] | None = None
 
     @property
     def n_blocks(self) -> int:
@@ -171,12 +177,18 @@ class CycleGAN(TranslationObjective):
         }
 
     def phases(self) -> list[Phase]:
+        """G and F on a batch, then D_B and D_A on the same batch (no data of their own)."""
         train = self.cfg.train
         common = {"betas": train.betas, "optimizer": train.optimizer}
         return [
             Phase("generator", ("generator", "generator_ba"), lr=train.lr_g, **common),
-            Phase("discriminator", ("discriminator", "discriminator_a"), lr=train.lr_d, **common),
-        ]
+            Phase("discriminator", ("discriminator", "discriminator_a"), lr=train.lr_d,
+                  needs_data=False, **common),
+        ]  # fmt: skip
+
+    def set_step(self, step: int) -> None:
+        """A new step: nothing of the last one's generator phase is judged in this one."""
+        self._step_images = None
 
     def lr_factor(self, step: int) -> float:
         """1 for the first ``decay_start`` of ``train.steps``, then linear to 0 at the last
@@ -184,11 +196,23 @@ class CycleGAN(TranslationObjective):
         return linear_decay(step, self.cfg.train.steps, self.model_cfg.decay_start)
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        assert batch is not None
+        """``generator``: on ``batch``. ``discriminator``: with no batch (the trainer's call), on
+        the real images and fakes of this step's generator phase; given a batch (a caller of
+        its own), on that batch with fakes made from it."""
         if phase == "generator":
+            assert batch is not None, "the generator phase translates a batch"
             return self.generator_loss(batch["a"], batch["b"])
         if phase == "discriminator":
-            return self.discriminator_loss(batch["a"], batch["b"])
+            images, self._step_images = self._step_images, None
+            if batch is not None:
+                return self.discriminator_loss(batch["a"], batch["b"])
+            if images is None:
+                raise GankitError(
+                    "cyclegan's discriminator phase judges the batch of the same step's "
+                    "generator phase, and none ran before it in this step"
+                )
+            fakes = {"a": images["fake_a"], "b": images["fake_b"]}
+            return self.discriminator_loss(images["real_a"], images["real_b"], fakes)
         raise KeyError(phase)
 
     # ------------------------------------------------------------------------------------------
@@ -220,24 +244,31 @@ class CycleGAN(TranslationObjective):
         self, real_a: torch.Tensor, real_b: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_GAN(G, D_B) + L_GAN(F, D_A) + lambda L_cyc + identity_weight lambda L_identity
-        (eq. 3 and section 5.2). The fakes are kept, detached, for the discriminator phase."""
+        (eq. 3 and section 5.2). The batch and its fakes are kept, detached, for this step's
+        discriminator phase."""
         m = self.model_cfg
         terms, fakes = self.generator_terms(real_a, real_b)
         loss = terms["gan"] + m.lambda_cycle * terms["cycle"]
         if "identity" in terms:
             loss = loss + m.identity_weight * m.lambda_cycle * terms["identity"]
-        self._fakes = {domain: fake.detach().float() for domain, fake in fakes.items()}
+        self._step_images = {
+            "real_a": real_a.detach(),
+            "real_b": real_b.detach(),
+            **{f"fake_{domain}": fake.detach().float() for domain, fake in fakes.items()},
+        }
         stats = {f"loss_{name}": term.detach() for name, term in terms.items()}
         return loss, {"loss_g": loss.detach(), **stats}
 
     def discriminator_loss(
-        self, real_a: torch.Tensor, real_b: torch.Tensor
+        self,
+        real_a: torch.Tensor,
+        real_b: torch.Tensor,
+        fakes: dict[str, torch.Tensor] | None = None,  # {"a": F(b), "b": G(a)}, (N, C, H, W)
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """1/2 [E(D_B(b) - 1)^2 + E D_B(fake_b)^2] + the same for D_A, the fakes drawn through
-        the pools. They are the last generator phase's; if none ran since the last D phase,
-        they are made here from this batch (without a graph into the generators)."""
-        fakes = self._fakes
-        self._fakes = None
+        """1/2 [E(D_B(b) - 1)^2 + E D_B(fake_b)^2] + the same for D_A (eq. 1 in its
+        least-squares form, halved: appendix 7.1), the fakes drawn through the pools. The
+        trainer passes the generator phase's batch and fakes; without ``fakes`` they are made
+        here from ``real_a``, ``real_b`` (without a graph into the generators)."""
         if fakes is None:
             with torch.no_grad():
                 fakes = {
@@ -260,13 +291,13 @@ class CycleGAN(TranslationObjective):
     # State outside the networks
 
     def extra_state(self) -> dict[str, Any]:
-        """The pools' contents and fill counts (the pending fakes are consumed within a step)."""
+        """The pools' contents and fill counts (a step's batch and fakes never outlive it)."""
         return {f"pool_{domain}": pool.state_dict() for domain, pool in self.pools.items()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         for domain, pool in self.pools.items():
             pool.load_state_dict(state[f"pool_{domain}"])
-        self._fakes = None
+        self._step_images = None
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
