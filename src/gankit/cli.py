@@ -127,7 +127,7 @@ def train(
     dry_run: bool,
 ) -> None:
     """Train FAMILY (gan, dcgan, ...) on a dataset, or --resume a run."""
-    from gankit.train import Trainer, load_run_config
+    from gankit.training import Trainer, load_run_config
 
     if resume:
         cfg = load_run_config(Path(resume), overrides)
@@ -523,7 +523,7 @@ def serve(
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override.")
 def demo(out: str, overrides: tuple[str, ...]) -> None:
     """Train DCGAN on the bundled MNIST digits (a few minutes on a laptop CPU)."""
-    from gankit.train import Trainer
+    from gankit.training import Trainer
 
     cfg = resolve_config("dcgan", "mnist-bundled", None, overrides, out=out)
     run_dir = Path(out)
