@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
 
 import gankit
+from gankit.cli import cli
 from gankit.config import build_config, load_yaml, preset_path
 from gankit.errors import ConfigError, GankitError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
@@ -40,7 +42,7 @@ def test_off_diagonal_energy_matches_the_direct_formula_for_wide_and_tall_weight
     assert off_diagonal_gram_energy(torch.linalg.qr(torch.randn(6, 6))[0]).abs() < 1e-4
 
 
-def test_orthogonal_regularisation_adds_exactly_beta_times_r_to_the_generator_loss(tmp_path):
+def test_orthogonal_regularisation_adds_exactly_half_beta_times_r_to_the_generator_loss(tmp_path):
     beta = 0.01  # large enough for the term to dominate the float tolerance
     trainer = Trainer(tiny_config("biggan", f"model.ortho_beta={beta}"), tmp_path)
     objective = trainer.objective
@@ -49,12 +51,40 @@ def test_orthogonal_regularisation_adds_exactly_beta_times_r_to_the_generator_lo
     (_, scores), = recorder.calls  # fmt: skip
     regulariser = _independent_ortho(objective.networks["generator"])
     assert regulariser > 1.0
-    expected = hinge_generator_loss(scores).item() + beta * regulariser
+    expected = hinge_generator_loss(scores).item() + beta * regulariser / 2
     assert loss.item() == pytest.approx(expected, rel=1e-5)
-    assert stats["ortho_penalty"].item() == pytest.approx(beta * regulariser, rel=1e-5)
+    assert stats["ortho_penalty"].item() == pytest.approx(beta * regulariser / 2, rel=1e-5)
     assert orthogonal_regularization(objective.networks["generator"]).item() == pytest.approx(
-        regulariser, rel=1e-5
+        regulariser / 2, rel=1e-5
     )
+
+
+def _reference_ortho_gradient(weight: torch.Tensor, beta: float) -> torch.Tensor:
+    """What the authors' code adds to a weight's gradient, written out by hand:
+    beta * 2 (W W^T (.) (1 - I)) W with W the weight as (out, -1), in float64."""
+    w = weight.detach().double().reshape(weight.shape[0], -1)
+    off_diagonal = (w @ w.T) * (1 - torch.eye(len(w), dtype=torch.float64))
+    return (beta * 2 * off_diagonal @ w).reshape(weight.shape)
+
+
+def test_orthogonal_regularisation_gradient_equals_the_reference_codes_at_the_same_beta():
+    torch.manual_seed(0)
+    beta = 1e-4
+    # wide (out < k), tall (out > k: the W^T W path) and a conv weight (out, in, kh, kw)
+    network = nn.Sequential(nn.Linear(6, 3), nn.Linear(3, 7), nn.Conv2d(2, 4, 3))
+    (beta * orthogonal_regularization(network)).backward()
+    for layer in (network[0], network[1], network[2]):
+        expected = _reference_ortho_gradient(layer.weight, beta)
+        assert expected.abs().max() > 1e-6
+        torch.testing.assert_close(layer.weight.grad.double(), expected, rtol=1e-5, atol=1e-12)
+    # By hand: W = [[1, 2], [3, -1]] has W W^T off its diagonal = 1 * 3 + 2 * -1 = 1, so the
+    # sum is 1/2 (1^2 + 1^2) = 1 and the gradient 2 [[0, 1], [1, 0]] W = [[6, -2], [2, 4]].
+    layer = nn.Linear(2, 2, bias=False)
+    layer.weight = nn.Parameter(torch.tensor([[1.0, 2.0], [3.0, -1.0]]))
+    penalty = orthogonal_regularization(layer)
+    penalty.backward()
+    assert penalty.item() == 1.0
+    torch.testing.assert_close(layer.weight.grad, torch.tensor([[6.0, -2.0], [2.0, 4.0]]))
 
 
 def test_ortho_beta_zero_leaves_the_hinge_loss(tmp_path):
@@ -121,9 +151,19 @@ def test_truncated_sampling_with_labels_and_bad_values():
     labels = torch.tensor([0, 9])
     images = objective.sample(2, seed=0, labels=labels, truncation=0.5)
     assert images.shape == (2, 1, 16, 16) and images.abs().max() <= 1
-    for bad in (0.0, -1.0, 1.5):
-        with pytest.raises(GankitError, match="truncation must lie in"):
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(GankitError, match=r"truncation must be > 0, got"):
             objective.sample_inputs(2, truncation=bad)
+
+
+@pytest.mark.parametrize("truncation", [1.5, 4.0])
+def test_truncation_above_one_is_allowed_and_still_bounds_z(truncation):
+    objective = BigGAN(tiny_config("biggan"), num_classes=10)
+    z = objective.sample_inputs(2000, torch.Generator().manual_seed(0), truncation=truncation)["z"]
+    assert z.abs().max().item() <= truncation
+    assert z.abs().max().item() > min(truncation, 3.0) * 0.9  # not truncated to 1
+    images = objective.sample(2, seed=0, labels=torch.tensor([0, 1]), truncation=truncation)
+    assert images.shape == (2, 1, 16, 16)
 
 
 def test_preset_has_the_papers_settings_and_ema():
@@ -150,6 +190,14 @@ def test_ema_export_reloads_and_samples_with_truncation(tmp_path):
     images = loaded.sample(2, seed=0, labels=labels, truncation=0.5)
     torch.testing.assert_close(images, expected)
     assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()
+    # The commands take any t > 0 too (t > 1: a wider truncation than N(0, I)'s bulk).
+    for command in ("sample", "interpolate"):
+        out = tmp_path / f"{command}.png"
+        args = [command, str(result.export_dir), "--truncation", "2.5", "--out", str(out)]
+        answer = CliRunner().invoke(cli, args)
+        assert answer.exit_code == 0 and out.is_file(), answer.output
+    refused = CliRunner().invoke(cli, ["sample", str(result.export_dir), "--truncation", "0"])
+    assert refused.exit_code == 2 and "--truncation" in refused.output
 
 
 def test_needs_labels_unless_unconditional():

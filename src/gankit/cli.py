@@ -247,7 +247,7 @@ def _sample_labels(
     default=None,
     help="Conditional families: the class held fixed along the paths.",
 )
-@click.option("--truncation", type=click.FloatRange(0, 1, min_open=True), default=None)
+@click.option("--truncation", type=click.FloatRange(0, min_open=True), default=None)
 @click.option("--out", default="interpolation.png", show_default=True, help="PNG strip grid.")
 @click.option("--gif", default=None, help="Also write an animated GIF walking the paths.")
 @click.option("--device", default="cpu", show_default=True)

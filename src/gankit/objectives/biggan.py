@@ -8,14 +8,17 @@ the paper's additions (section 3 and appendix B):
 - a shared class embedding and a hierarchical latent: z is split into one chunk per generator
   block plus one for the first linear layer; each block's conditional batch norm takes gains and
   biases from a linear map of [z_chunk, shared_embedding(y)] (gain = 1 + W_gamma c);
-- orthogonal regularisation of G (eq. 3): R_beta(W) = beta * ||W^T W (.) (1 - I)||_F^2, summed over
-  G's conv/linear weights and added to G's loss, beta = 1e-4 (``ortho_beta``);
+- orthogonal regularisation of G (eq. 3), at the authors' code's scale: beta / 2 *
+  ||W W^T (.) (1 - I)||_F^2 summed over G's conv/linear weights and added to G's loss, whose
+  gradient beta * 2 (W W^T (.) (1 - I)) W is what their code adds to each weight's gradient; the
+  paper's beta * ||.||_F^2 would have twice that gradient at the same beta = 1e-4 (``ortho_beta``);
 - orthogonal initialisation (section 3), Adam lr_G = 1e-4, lr_D = 4e-4, (beta1, beta2) =
   (0, 0.999) and 2 D steps per G step (appendix C: their 128x128 setting);
 - an EMA of G's weights for sampling (appendix C; decay 0.9999 there, 0.999 in gankit's presets
   for runs of thousands rather than hundreds of thousands of steps);
-- the truncation trick at sampling (section 3.1): ``truncation=t`` draws z ~ N(0, I) and redraws
-  every entry with |z| > t until none is left (a normal truncated to [-t, t]).
+- the truncation trick at sampling (section 3.1): ``truncation=t`` (any t > 0) draws z ~ N(0, I)
+  and redraws every entry with |z| > t until none is left (a normal truncated to [-t, t]); t < 1
+  trades variety for fidelity, t > 1 approaches plain N(0, I).
 
 Not reproduced: cross-replica (synchronised) BN, the 2x2 max-pool of keys/values in attention,
 "standing statistics", and the EMA's 20k-step delay. ``conditional: false`` keeps the hierarchical
@@ -66,11 +69,15 @@ def off_diagonal_gram_energy(weight: torch.Tensor) -> torch.Tensor:
 
 
 def orthogonal_regularization(network: nn.Module) -> torch.Tensor:
-    """sum_W ||W^T W (.) (1 - I)||_F^2 over the conv/linear weights of ``network`` (Brock et al.
-    2019, eq. 3, without beta): a scalar fp32 tensor on the network's device.
+    """1/2 sum_W ||W W^T (.) (1 - I)||_F^2 over the conv/linear weights W (out, k) of ``network``
+    (Brock et al. 2019, eq. 3, without beta): a scalar fp32 tensor on the network's device.
 
+    The factor 1/2 matches the authors' code (BigGAN-PyTorch ``utils.ortho``), which skips the
+    loss and adds beta * 2 (W W^T (.) (1 - I)) W to each weight's gradient: that is exactly the
+    gradient of beta times this sum (the paper's eq. 3 without the 1/2 has twice the gradient).
     The weights regularised are the raw ones under spectral norm (as in the authors' code);
-    embeddings (the shared class embedding) and norm gains are not conv/linear weights.
+    embeddings (the shared class embedding, which their code leaves out) and norm gains are not
+    conv/linear weights.
     """
     device = next(network.parameters()).device
     with torch.autocast(device.type, enabled=False):  # Gram matrices in fp32 under AMP
@@ -79,7 +86,7 @@ def orthogonal_regularization(network: nn.Module) -> torch.Tensor:
             for layer in network.modules()
             if isinstance(layer, (nn.Conv2d, nn.Linear))
         ]
-    return torch.stack(terms).sum()
+    return torch.stack(terms).sum() / 2
 
 
 def truncated_normal_(
@@ -124,7 +131,8 @@ class BigGAN(SAGAN):
         }  # fmt: skip
 
     def generator_loss(self, n: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """-E[D(G(z), y)] + beta * sum_W ||W^T W (.) (1 - I)||_F^2 (eqs. 3 and hinge)."""
+        """-E[D(G(z), y)] + beta / 2 * sum_W ||W W^T (.) (1 - I)||_F^2 (hinge; eq. 3 at the
+        authors' code's scale, see :func:`orthogonal_regularization`)."""
         adversarial = self.adversarial_generator_loss(n)
         stats = {"loss_g": adversarial.detach()}
         beta = self.model_cfg.ortho_beta
@@ -139,12 +147,12 @@ class BigGAN(SAGAN):
         n: int,
         generator: torch.Generator | None = None,
         labels: torch.Tensor | None = None,  # (n,) int64 classes; None: uniformly random
-        truncation: float | None = None,  # t in (0, 1]: z truncated to [-t, t]; None: N(0, I)
+        truncation: float | None = None,  # t > 0: z truncated to [-t, t]; None: N(0, I)
         **conditions: Any,
     ) -> dict[str, torch.Tensor]:
         """{"z": (n, latent_dim)[, "label": (n,) int64]}; z truncated when ``truncation`` is set."""
-        if truncation is not None and not 0 < truncation <= 1:
-            raise GankitError(f"truncation must lie in (0, 1], got {truncation}")
+        if truncation is not None and not truncation > 0:  # also refuses NaN
+            raise GankitError(f"truncation must be > 0, got {truncation}")
         inputs = super().sample_inputs(n, generator, labels=labels, **conditions)
         if truncation is not None:
             truncated_normal_(inputs["z"], truncation, generator)

@@ -148,8 +148,8 @@ def conditions(
     if truncation is not None:
         if not caps.truncation:
             raise GankitError("this generator does not support truncation")
-        if not 0 < truncation <= 1:
-            raise GankitError(f"truncation must lie in (0, 1], got {truncation}")
+        if not truncation > 0:  # also refuses NaN
+            raise GankitError(f"truncation must be > 0, got {truncation}")
         result["truncation"] = truncation
     return result
 
