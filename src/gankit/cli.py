@@ -182,9 +182,9 @@ def _report(result: Any) -> None:
 )
 @click.option(
     "--truncation",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=click.FloatRange(0, min_open=True),
     default=None,
-    help="Truncation trick (families that support it, e.g. biggan).",
+    help="Truncation trick, any t > 0 (families that support it, e.g. biggan).",
 )
 @click.option("--device", default="cpu", show_default=True)
 def sample(
