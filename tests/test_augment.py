@@ -8,7 +8,15 @@ import torch
 
 from gankit.config import build_config
 from gankit.errors import ConfigError
-from gankit.nets.augment import attach_diffaugment, color, cutout, diffaugment, translation
+from gankit.nets.augment import (
+    attach_diffaugment,
+    color,
+    cutout,
+    diffaugment,
+    same_transform,
+    set_image_channels,
+    translation,
+)
 from gankit.objectives import OBJECTIVES
 from gankit.training import Trainer
 from tests.conftest import tiny_config
@@ -115,3 +123,63 @@ def test_bad_diffaugment_values_are_one_line_errors(value, message):
     with pytest.raises(ConfigError, match=message) as error:
         build_config({"family": "dcgan", "train": {"diffaugment": value}})
     assert "\n" not in str(error.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Conditional and paired inputs: colour on image channels only, one transform per pair
+
+
+class Seen(torch.nn.Module):
+    """A stand-in discriminator that keeps the (augmented) batches it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x)
+        return x.mean()
+
+
+def test_color_on_image_channels_leaves_the_condition_and_takes_its_means_from_the_image():
+    x = torch.rand(6, 5, 8, 8) * 2 - 1  # 2 condition planes, then a 3-channel image
+    torch.manual_seed(0)
+    out = color(x, channels=slice(2, 5))
+    assert torch.equal(out[:, :2], x[:, :2])
+    torch.manual_seed(0)
+    assert torch.allclose(out[:, 2:], color(x[:, 2:]))  # the same draws, the image's own means
+    assert (out[:, 2:] - x[:, 2:]).abs().mean() > 0.1
+
+
+def test_rows_with_one_index_get_one_transform_and_the_others_their_own():
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    both = torch.cat([x, x])
+    out = diffaugment(both, POLICY, rows=torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]))
+    assert torch.equal(out[:4], out[4:])
+    assert not torch.equal(out[0], out[1])
+    independent = diffaugment(both, POLICY)
+    assert not torch.equal(independent[:4], independent[4:])
+    with pytest.raises(ValueError, match="one index per image"):
+        diffaugment(both, POLICY, rows=torch.tensor([0, 1]))
+
+
+def test_the_hook_colours_declared_image_channels_and_pairs_rows_only_inside_same_transform():
+    judge = Seen()
+    set_image_channels(judge, slice(1, 2))
+    attach_diffaugment(judge, POLICY)
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 16, 16) * 2 - 1
+    pairs = torch.cat([x, x], dim=1)  # condition = image: geometry must keep them equal
+    judge(pairs)
+    with same_transform(judge, torch.tensor([0, 1, 2, 0, 1, 2])):
+        judge(torch.cat([pairs, pairs]))
+    judge(torch.cat([pairs, pairs]))
+    alone, inside, after = judge.inputs
+    # channel 0 was only moved and cut (every value one of x's or 0); channel 1 also recoloured
+    values = torch.cat([x.flatten(), torch.zeros(1)])
+    assert torch.isin(alone[:, 0], values).all()
+    recoloured = alone[:, 1][alone[:, 1] != 0]
+    assert len(recoloured) and not torch.isin(recoloured, values).any()
+    assert torch.equal(inside[:3], inside[3:])
+    assert not torch.equal(after[:3], after[3:])

@@ -292,3 +292,33 @@ def test_paired_training_draws_edge_maps_of_held_out_digits(tmp_path):
         f"mean edge map {baseline_mean:.3f}, the digit itself {baseline_input:.3f}"
     )
     assert error < 0.12 and error < 0.4 * min(baseline_mean, baseline_input)
+
+
+# --------------------------------------------------------------------------------------------------
+# DiffAugment on the conditional pair [x | y]
+
+
+def _seen_by_discriminator(objective: Pix2Pix) -> list[torch.Tensor]:
+    """D's inputs after DiffAugment (a pre-hook registered after it sees its output)."""
+    seen: list[torch.Tensor] = []
+    objective.networks["discriminator"].register_forward_pre_hook(
+        lambda _m, args: seen.append(args[0])
+    )
+    return seen
+
+
+def test_diffaugment_colours_y_only_and_moves_and_cuts_x_and_y_alike():
+    torch.manual_seed(0)
+    x = torch.rand(6, 1, 16, 16) * 2 - 1
+    coloured = Pix2Pix(_config("train.diffaugment=[color]"))
+    seen = _seen_by_discriminator(coloured)
+    coloured.judge(x, x.clone())
+    [pair] = seen
+    assert torch.equal(pair[:, :1], x)  # the condition keeps its values
+    assert (pair[:, 1:] - x).abs().mean() > 0.1  # the judged image is recoloured
+    moved = Pix2Pix(_config("train.diffaugment=[translation,cutout]"))
+    seen = _seen_by_discriminator(moved)
+    moved.judge(x, x.clone())
+    [pair] = seen
+    assert not torch.equal(pair[:, :1], x)
+    assert torch.equal(pair[:, :1], pair[:, 1:])  # one shift and one hole for both parts

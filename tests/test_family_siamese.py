@@ -393,3 +393,28 @@ def test_learns_edge_maps_from_unpaired_digits(tmp_path):
     assert identity > 0.24 and constant > 0.25  # the baselines are what the docstring says
     assert l1 < 0.75 * min(identity, constant)  # measured 0.12-0.15 against 0.19
     assert retrieval > 0.6  # measured 0.89-0.99
+
+
+# --------------------------------------------------------------------------------------------------
+# DiffAugment: A_i and AB_i get one transform
+
+
+def test_diffaugment_gives_a_and_its_translation_one_transform_and_b_its_own(tmp_path):
+    objective = SiameseGAN(_config("train.diffaugment=[color,translation,cutout]"))
+    objective.combo = lambda images, network=None: images.clone()  # AB = A: pairs must stay equal
+    seen: list[torch.Tensor] = []
+    objective.networks["discriminator"].register_forward_pre_hook(
+        lambda _m, args: seen.append(args[0])
+    )
+    torch.manual_seed(0)
+    a = torch.rand(4, 1, 16, 16) * 2 - 1
+    objective.loss("discriminator", {"a": a, "b": a.clone()})
+    objective.loss("generator", {"a": a})
+    d_step, g_step = seen
+    b, fake, a_seen = d_step.split(4)
+    assert torch.equal(fake, a_seen)  # the content term compares like with like
+    assert not torch.equal(b, a_seen)  # the real batch is augmented on its own
+    assert not torch.equal(a_seen, a)
+    fake, a_seen = g_step.split(4)
+    assert torch.equal(fake, a_seen)
+    assert not torch.equal(fake[0], fake[1])  # every pair draws its own transform

@@ -443,3 +443,23 @@ def test_spade_draws_the_edges_of_held_out_digits_from_their_label_maps(tmp_path
           f"{scores['mean'][0]:.3f}, PSNR {scores['mean'][1]:.2f} dB")  # fmt: skip
     assert scores["spade"][0] < 0.5 * scores["mean"][0]
     assert scores["spade"][1] > scores["mean"][1] + 6.0
+
+
+def test_diffaugment_never_recolours_the_label_planes_and_moves_them_with_the_image(tmp_path):
+    torch.manual_seed(0)
+    labels = F.one_hot(torch.randint(0, 2, (4, 16, 16)), 2).permute(0, 3, 1, 2).float()
+    image = labels[:, 1:] * 2 - 1  # an image that is its own label map
+    for policy, check in (("color", "colour"), ("translation,cutout", "geometry")):
+        objective = Trainer(spade_config(f"train.diffaugment=[{policy}]"), tmp_path).objective
+        seen: list[torch.Tensor] = []
+        objective.networks["discriminator"].register_forward_pre_hook(
+            lambda _m, args, seen=seen: seen.append(args[0])
+        )
+        objective.judge(labels, image, image.clone())
+        [pairs] = seen  # (2N, L + C, H, W): [labels | first], then [labels | second]
+        if check == "colour":
+            assert torch.equal(pairs[:, :2], torch.cat([labels, labels]))
+            assert (pairs[:, 2:] - torch.cat([image, image])).abs().mean() > 0.1
+        else:
+            assert not torch.equal(pairs[:, :2], torch.cat([labels, labels]))
+            assert torch.equal(pairs[:, 2:], pairs[:, 1:2] * 2 - pairs[:, :2].sum(1, True))

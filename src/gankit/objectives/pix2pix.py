@@ -40,6 +40,7 @@ from torch import nn
 from gankit.config import ModelConfig
 from gankit.errors import ConfigError
 from gankit.losses import bce_discriminator_loss, non_saturating_generator_loss
+from gankit.nets.augment import set_image_channels
 from gankit.nets.translation import (
     Norm,
     PatchGANDiscriminator,
@@ -85,14 +86,17 @@ class Pix2Pix(TranslationObjective):
         check_patch_fits(data.resolution, m.d_layers)
         if self.num_downs < 1:
             raise ConfigError(f"data.resolution={data.resolution} is odd: set model.num_downs")
+        discriminator = PatchGANDiscriminator(
+            channels_a + channels_b, m.d_width, m.d_layers, m.norm
+        )
+        # D reads [x | y]: DiffAugment's colour acts on y alone, its geometry on x and y alike.
+        set_image_channels(discriminator, slice(channels_a, channels_a + channels_b))
         return {
             "generator": UNetTranslator(
                 channels_a, channels_b, self.num_downs, m.g_width, m.norm, m.dropout,
                 m.dropout_layers, m.eval_dropout,
             ),
-            "discriminator": PatchGANDiscriminator(
-                channels_a + channels_b, m.d_width, m.d_layers, m.norm
-            ),
+            "discriminator": discriminator,
         }  # fmt: skip
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -105,7 +109,8 @@ class Pix2Pix(TranslationObjective):
 
     def judge(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """D(x, y): x (N, C_a, H, W), y (N, C_b, H, W) -> logits (N, 1, H', W'), one per patch.
-        One tensor in, so DiffAugment moves x and y alike."""
+        One tensor in, so DiffAugment translates and cuts x and y alike; its colour transform
+        changes y only (the condition x keeps its values, as G's input does)."""
         return self.networks["discriminator"](torch.cat([x, y.to(x.dtype)], dim=1))
 
     def discriminator_loss(

@@ -57,8 +57,10 @@ Networks: :class:`~gankit.nets.siamese.PatchGenerator` (fully convolutional, bat
 running statistics at inference, or no norm) and :class:`~gankit.nets.siamese.SiameseDiscriminator`
 (strided convolutions, flatten, linear to LENVEC). Phases: "discriminator" then "generator", each
 with a fresh batch, Adam with ``train`` settings. D sees domain A and domain B images, so both
-domains need the same number of channels (``data.channels``). With ``train.diffaugment`` every
-image D sees is augmented independently, the content term included.
+domains need the same number of channels (``data.channels``). With ``train.diffaugment`` each
+image D sees is augmented with its own random transform, except that A_i and its translation
+AB_i share one (:func:`gankit.nets.augment.same_transform`): the content term then compares
+transformation vectors of images that differ by the translation alone, not by two augmentations.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from torch import nn
 from gankit.config import ModelConfig
 from gankit.data.base import ImageSet
 from gankit.errors import ConfigError
+from gankit.nets.augment import same_transform
 from gankit.nets.siamese import (
     GeneratorNorm,
     PatchGenerator,
@@ -227,18 +230,31 @@ class SiameseGAN(TranslationObjective):
             return self.generator_loss(batch)
         raise KeyError(phase)
 
-    def _embed(self, *groups: torch.Tensor) -> list[torch.Tensor]:
+    def _embed(
+        self, *groups: torch.Tensor, paired: tuple[int, int] | None = None
+    ) -> list[torch.Tensor]:
         """D on several image batches in one pass (D has no batch statistics, so this equals
-        separate passes, and spectral norm makes one power iteration): a (N_k, L) per group."""
-        vectors = self.networks["discriminator"](torch.cat(groups))
-        return list(vectors.split([g.shape[0] for g in groups]))
+        separate passes, and spectral norm makes one power iteration): a (N_k, L) per group.
+
+        ``paired=(i, j)``: groups i and j are row-aligned pairs (A and AB = combo(A)); with
+        DiffAugment row r of both gets the same random transform, every other row its own."""
+        discriminator = self.networks["discriminator"]
+        sizes = [g.shape[0] for g in groups]
+        ends = torch.tensor(sizes).cumsum(0).tolist()
+        draws = torch.arange(ends[-1])  # row r: draw r, except that group j repeats group i
+        if paired is not None:
+            i, j = paired
+            draws[ends[j] - sizes[j] : ends[j]] = draws[ends[i] - sizes[i] : ends[i]]
+        with same_transform(discriminator, draws):
+            vectors = discriminator(torch.cat(groups))
+        return list(vectors.split(sizes))
 
     def discriminator_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
         """||D(B)||^2 + max(0, m - ||D(AB)||)^2 + lambda_travel * content, AB detached."""
         a, b = batch["a"], batch["b"]
         with torch.no_grad():
             fake = self.combo(a).to(b.dtype)
-        real_vectors, fake_vectors, vectors_a = self._embed(b, fake, a)
+        real_vectors, fake_vectors, vectors_a = self._embed(b, fake, a, paired=(1, 2))
         m = self.model_cfg
         real, margin = real_term(real_vectors), margin_term(fake_vectors, m.margin)
         content, cosine, _ = content_term(vectors_a, fake_vectors, m.lambda_distance)
@@ -256,7 +272,7 @@ class SiameseGAN(TranslationObjective):
         """lambda_adversarial * ||D(AB)||^2 + lambda_travel * content, AB = combo(A)."""
         a = batch["a"]
         fake = self.combo(a)
-        fake_vectors, vectors_a = self._embed(fake, a.to(fake.dtype))
+        fake_vectors, vectors_a = self._embed(fake, a.to(fake.dtype), paired=(0, 1))
         m = self.model_cfg
         adversarial = real_term(fake_vectors)
         content, cosine, distance = content_term(vectors_a, fake_vectors, m.lambda_distance)

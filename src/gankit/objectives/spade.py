@@ -37,6 +37,7 @@ from gankit.config import ModelConfig
 from gankit.data.base import ImageSet
 from gankit.errors import ConfigError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
+from gankit.nets.augment import set_image_channels
 from gankit.nets.spade import (
     LabelSource,
     MultiScaleDiscriminator,
@@ -74,14 +75,17 @@ class SPADE(TranslationObjective):
     def build(self) -> dict[str, nn.Module]:
         m = self.model_cfg
         channels = self.cfg.data.channels
+        discriminator = MultiScaleDiscriminator(
+            m.num_labels + channels, m.d_scales, m.d_width, m.d_layers, m.d_max_channels
+        )
+        # D reads [one-hot labels | image]: DiffAugment's colour must not touch the label planes.
+        set_image_channels(discriminator, slice(m.num_labels, m.num_labels + channels))
         return {
             "generator": SPADEGenerator(
                 m.num_labels, channels, m.g_width, m.num_upsampling, m.spade_hidden,
                 m.g_max_channels, m.label_source,
             ),
-            "discriminator": MultiScaleDiscriminator(
-                m.num_labels + channels, m.d_scales, m.d_width, m.d_layers, m.d_max_channels
-            ),
+            "discriminator": discriminator,
         }  # fmt: skip
 
     def check_data(self, images: ImageSet) -> None:
@@ -121,6 +125,8 @@ class SPADE(TranslationObjective):
 
         labels: (N, L, H, W) one-hot; first, second: (N, C, H, W) images. Instance norm is per
         image and spectral norm makes one power iteration per forward, so one pass is exact.
+        With DiffAugment each pair is translated and cut as one (labels stay on their pixels)
+        and only the image channels are colour-augmented.
         """
         n = labels.shape[0]
         pairs = torch.cat([torch.cat([labels, first], 1), torch.cat([labels, second], 1)])
