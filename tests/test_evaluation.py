@@ -183,3 +183,14 @@ def test_inception_score_without_its_weights_is_reported_unavailable(
                        progress=False)  # fmt: skip
     assert [(r.metric, r.value is None) for r in results] == [("is", True), ("digit-fd", False)]
     assert "download pt_inception" in evaluate_module.format_result(results[0])
+
+
+def test_pr_without_a_vgg16_file_records_inception_pool3_as_not_comparable(counting, monkeypatch):
+    monkeypatch.delenv("GANKIT_VGG16_WEIGHTS", raising=False)
+    images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
+    results = evaluate(images, Reference("mnist-bundled", "test", 20, 28, 1), ["pr", "fid"],
+                       progress=False)  # fmt: skip
+    features = {r.metric: r.protocol.get("features") for r in results}
+    note = "inception-pool3 (not comparable with published numbers, which use VGG-16 fc2)"
+    assert features == {"precision": note, "recall": note, "fid": None}
+    assert counting.seen == 20 + 20  # one pass of each set, shared by pr and fid

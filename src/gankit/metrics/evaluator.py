@@ -3,12 +3,17 @@
 Every number comes with its protocol: the metric, how many images were generated, the reference
 (dataset, split, n, resolution, seed), the feature network and its weight hash, the resize method,
 the gankit version and the seed. FID and KID are biased by n: compare numbers with equal n only.
+
+Precision and recall are published in VGG-16 fc2 features (Kynkäänniemi et al. 2019); gankit
+computes them in those when a VGG-16 file is supplied (:mod:`gankit.metrics.vgg`), else in
+Inception pool3, and the protocol's ``features`` says which (the latter is not comparable).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +26,7 @@ from gankit.metrics import math as metric_math
 from gankit.metrics.base import FeatureExtractor
 from gankit.metrics.inception_is import ISUnavailable
 from gankit.metrics.reference import Reference, reference_features
+from gankit.metrics.vgg import VGG16_NAME, vgg16_weights
 from gankit.registry import Registry
 from gankit.version import __version__
 
@@ -41,6 +47,9 @@ class Metric:
     reports: tuple[str, ...] = ()  # the numbers it reports; () = just its name
     lower_is_better: bool = True
     needs_reference: bool = True
+    # The features of the published numbers, when they are not ``network``'s: with such a network
+    # supplied ("vgg16": a VGG-16 file) the metric uses it, and its protocol records which it used.
+    published_network: str | None = None
 
     def __post_init__(self) -> None:
         if not self.reports:
@@ -87,7 +96,14 @@ _add(Metric("fid", "inception", _fid, "Fréchet Inception Distance (Heusel et al
 _add(Metric("kid", "inception", _kid, "Kernel Inception Distance (Bińkowski et al. 2018)"))
 _add(Metric("pr", "inception", _precision_recall,
             "improved precision and recall, k=3 (Kynkäänniemi et al. 2019)",
-            reports=("precision", "recall"), lower_is_better=False))  # fmt: skip
+            reports=("precision", "recall"), lower_is_better=False,
+            published_network="vgg16"))  # fmt: skip
+
+# What a metric's ``features`` protocol entry says for each network.
+FEATURE_SPACES = {
+    "vgg16": VGG16_NAME,
+    "inception": "inception-pool3 (not comparable with published numbers, which use VGG-16 fc2)",
+}
 _add(Metric("is", "inception-logits", _inception_score,
             "Inception Score, 10 splits (Salimans et al. 2016)", lower_is_better=False,
             needs_reference=False))  # fmt: skip
@@ -97,10 +113,15 @@ _add(Metric("digit-fd", "digits", _digit_fd,
 
 @functools.cache
 def feature_network(
-    network: str, device: str = "cpu", resize: str = DEFAULT_RESIZE
+    network: str, device: str = "cpu", resize: str = DEFAULT_RESIZE, weights: str | None = None
 ) -> FeatureExtractor:
     """The feature network a metric needs, loaded once per process. ``resize`` applies to the
-    Inception networks; the digit classifier has its one fixed input path."""
+    Inception and VGG-16 networks; the digit classifier has its one fixed input path.
+    ``weights``: the file of the user-supplied "vgg16" network."""
+    if network == "vgg16":
+        from gankit.metrics.vgg import VGG16Features
+
+        return VGG16Features(weights, device=device, resize=resize)
     if network == "inception":
         from gankit.metrics.inception import TFInception
 
@@ -159,14 +180,25 @@ def evaluate(
     # Several training processes: this process's features (n_r, D) -> everyone's, concatenated,
     # on rank 0 (None elsewhere). ``images`` are then this rank's share; other ranks return [].
     gather: Callable[[np.ndarray], np.ndarray | None] | None = None,
+    # TorchScript VGG-16 fc2 network for precision/recall (gankit.metrics.vgg); None:
+    # $GANKIT_VGG16_WEIGHTS, and without either Inception pool3 (recorded as not comparable).
+    pr_features: str | os.PathLike | None = None,
 ) -> list[MetricResult]:
     """Every metric in ``metrics`` of ``images`` against ``reference``, with its protocol."""
     chosen = [METRICS.get(name) for name in metrics]
+    wanted = any(m.published_network == "vgg16" for m in chosen)
+    vgg16 = vgg16_weights(pr_features) if wanted else None
+    supplied = {"vgg16": str(vgg16)} if vgg16 is not None else {}
+
+    def network_of(metric: Metric) -> str:
+        published = metric.published_network
+        return published if published in supplied else metric.network
+
     results: list[MetricResult] = []
-    for network_name in dict.fromkeys(m.network for m in chosen):
-        users = [m for m in chosen if m.network == network_name]
+    for network_name in dict.fromkeys(map(network_of, chosen)):
+        users = [m for m in chosen if network_of(m) == network_name]
         try:
-            network = feature_network(network_name, device, resize)
+            network = feature_network(network_name, device, resize, supplied.get(network_name))
         except ISUnavailable as exc:  # the IS weights are an optional download: report, go on
             log.warning("%s", exc)
             results += [MetricResult(name, None, None, {"unavailable": str(exc)})
@@ -192,9 +224,11 @@ def evaluate(
             "gankit_version": __version__, "seed": seed,
         }  # fmt: skip
         for metric in users:
-            ref_protocol = {"reference": reference.describe()} if metric.needs_reference else {}
+            own = {"reference": reference.describe()} if metric.needs_reference else {}
+            if metric.published_network is not None:
+                own["features"] = FEATURE_SPACES[network_name]
             for name, value, std in metric.compute(generated, real):
-                results.append(MetricResult(name, float(value), std, {**protocol, **ref_protocol}))
+                results.append(MetricResult(name, float(value), std, {**protocol, **own}))
     return results
 
 

@@ -89,19 +89,11 @@ def _resize_pil_bicubic_float(images: torch.Tensor, size: int) -> torch.Tensor:
     return torch.from_numpy(out.clip(0.0, 255.0))
 
 
-def preprocess(
-    images: torch.Tensor,
-    resize: str = "pil-bicubic-float",
-    size: int = INPUT_SIZE,
-) -> torch.Tensor:
-    """Bring images to the Inception input: (N, 3, size, size) float32 in [-1, 1) on the CPU.
-
-    images: (N, C, H, W) uint8, C in {1, 3}, any H x W, any device. Grayscale is repeated to three
-    channels. ``resize``: "pil-bicubic-float" (clean-fid, the default) or "torch-bilinear"
-    (``F.interpolate`` bilinear, no antialiasing, on the float image); skipped when H = W = size.
-    The result is ``(x - 128) / 128`` of the resized [0, 255] image: the normalisation built into
-    the TF graph (and used by clean-fid and StyleGAN2-ADA's metrics).
-    """
+def resize_rgb(images: torch.Tensor, resize: str, size: int) -> torch.Tensor:
+    """(N, C, H, W) uint8, C in {1, 3}, any device -> (N, 3, size, size) float32 in [0, 255] on
+    the CPU. Grayscale is repeated to three channels. ``resize``: "pil-bicubic-float" (clean-fid)
+    or "torch-bilinear" (``F.interpolate`` bilinear, no antialiasing, on the float image);
+    skipped when H = W = size."""
     check_images(images)
     if resize not in RESIZE_METHODS:
         raise MetricError(f"unknown resize method {resize!r}; choose one of {RESIZE_METHODS}")
@@ -116,7 +108,22 @@ def preprocess(
         pixels = F.interpolate(
             images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=False
         ).clamp_(0.0, 255.0)
-    return (pixels - 128.0) / 128.0
+    return pixels
+
+
+def preprocess(
+    images: torch.Tensor,
+    resize: str = "pil-bicubic-float",
+    size: int = INPUT_SIZE,
+) -> torch.Tensor:
+    """Bring images to the Inception input: (N, 3, size, size) float32 in [-1, 1) on the CPU.
+
+    images: (N, C, H, W) uint8, C in {1, 3}, any H x W, any device, brought to RGB at size x size
+    by :func:`resize_rgb` (``resize`` "pil-bicubic-float", the default, or "torch-bilinear").
+    The result is ``(x - 128) / 128`` of the resized [0, 255] image: the normalisation built into
+    the TF graph (and used by clean-fid and StyleGAN2-ADA's metrics).
+    """
+    return (resize_rgb(images, resize, size) - 128.0) / 128.0
 
 
 class TFInception:
@@ -162,8 +169,10 @@ def batched_forward(
     resize: str,
     batch_size: int,
     device: torch.device,
+    prepare: Callable[[torch.Tensor, str], torch.Tensor] = preprocess,  # (uint8, resize) -> input
 ) -> torch.Tensor:
-    """Run ``network`` on ``preprocess``-ed images, ``batch_size`` at a time, in fp32.
+    """Run ``network`` on ``prepare``-d images (Inception's by default), ``batch_size`` at a
+    time, in fp32.
 
     images: (N, C, H, W) uint8 -> (N, D) float32 on the CPU, D being the network's output size.
     Inputs go to ``device`` as channels_last (faster convolutions on CPU and GPU).
@@ -172,7 +181,7 @@ def batched_forward(
     outputs = []
     with torch.inference_mode():
         for start in range(0, images.shape[0], batch_size):
-            batch = preprocess(images[start : start + batch_size], resize)
+            batch = prepare(images[start : start + batch_size], resize)
             batch = batch.to(device).contiguous(memory_format=torch.channels_last)
             outputs.append(network(batch).float().cpu())
     if not outputs:
