@@ -11,13 +11,14 @@ import torch.nn.functional as F
 from torch import nn
 
 import gankit
-from gankit.config import DataConfig, RunConfig, build_config, load_yaml, preset_path
+from gankit.config import DataConfig, RunConfig, load_yaml, preset_path
 from gankit.data.sources import mnist_bundled
 from gankit.errors import ConfigError
 from gankit.losses import bce_discriminator_loss
 from gankit.metrics.fidelity import psnr, ssim
 from gankit.nets.srgan import ResidualBlock, SRGANDiscriminator, SRResNet, bicubic_downsample
 from gankit.objectives import srgan as srgan_family  # noqa: F401  (registers "srgan")
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 
@@ -238,28 +239,27 @@ def test_pretraining_steps_use_the_content_loss_alone(tmp_path):
     assert objective.adversarial_weight == 1e-3
 
 
-def _d_state(trainer: Trainer) -> dict[str, torch.Tensor]:
-    """D's parameters and buffers (BN statistics, counts), detached copies."""
-    return {k: v.detach().clone() for k, v in trainer.objective.networks["discriminator"]
-            .state_dict().items()}  # fmt: skip
+def _state(trainer: Trainer, name: str = "discriminator") -> dict[str, torch.Tensor]:
+    """A network's parameters and buffers (BN statistics, counts), detached copies."""
+    network = trainer.objective.networks[name]
+    return {k: v.detach().clone() for k, v in network.state_dict().items()}
 
 
 def test_the_discriminator_trains_only_from_the_gan_stage_on(tmp_path):
     """Ledig et al. section 3.2: the SRResNet (the first pretrain_steps) has no discriminator."""
     trainer = Trainer(srgan_config(model={"pretrain_steps": 3}), tmp_path)
     assert [(p.name, p.start) for p in trainer.phases] == [("discriminator", 3), ("generator", 0)]
-    initial, d_optimizer = _d_state(trainer), trainer.optimizers["discriminator"]
-    generator = {k: v.clone() for k, v in trainer.objective.networks["generator"].state_dict()
-                 .items()}  # fmt: skip
+    initial, d_optimizer = _state(trainer), trainer.optimizers["discriminator"]
+    generator = _state(trainer, "generator")
     for _ in range(3):
         trainer.train_step()
-    after_pretraining = _d_state(trainer)
+    after_pretraining = _state(trainer)
     assert all(torch.equal(initial[k], v) for k, v in after_pretraining.items())
     assert d_optimizer.state_dict()["state"] == {}  # Adam never stepped
-    g_now = trainer.objective.networks["generator"].state_dict()
+    g_now = _state(trainer, "generator")
     assert any(not torch.equal(v, g_now[k]) for k, v in generator.items())  # G did train
     trainer.train_step()  # step 3: the GAN stage
-    changed = {k for k, v in _d_state(trainer).items() if not torch.equal(initial[k], v)}
+    changed = {k for k, v in _state(trainer).items() if not torch.equal(initial[k], v)}
     assert changed == set(initial)  # every weight, BN statistic and count moved
     assert {int(s["step"]) for s in d_optimizer.state_dict()["state"].values()} == {1}
 
