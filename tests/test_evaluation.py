@@ -194,3 +194,29 @@ def test_pr_without_a_vgg16_file_records_inception_pool3_as_not_comparable(count
     note = "inception-pool3 (not comparable with published numbers, which use VGG-16 fc2)"
     assert features == {"precision": note, "recall": note, "fid": None}
     assert counting.seen == 20 + 20  # one pass of each set, shared by pr and fid
+
+
+def test_periodic_evaluation_takes_a_seeded_random_reference_not_the_first_n_images():
+    from gankit.data import ImageSet, load_images
+    from gankit.training.evaluation import REFERENCE_SEED, PeriodicEvaluation
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config("dcgan", "eval.metrics=[digit-fd]", "eval.n=20", "data.max_images=100")
+    classes = torch.arange(10).repeat_interleave(10)  # a folder sorted by class: 10 of each
+    pixels = (classes * 25).to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 16, 16)
+    images = ImageSet(pixels.contiguous(), classes, None, "class-sorted")
+    first, again = (PeriodicEvaluation(cfg, images, torch.device("cpu")) for _ in range(2))
+    taken = first.reference_images[:, 0, 0, 0].long() // 25
+    assert len(taken) == 20 and len(taken.unique()) >= 7  # the first 20 would be classes 0 and 1
+    assert torch.equal(first.reference_images, again.reference_images)  # same seed, same subset
+    recorded = first.reference.describe()
+    assert (recorded["seed"], recorded["pool"], recorded["n"]) == (REFERENCE_SEED, 100, 20)
+    unseeded = Reference(**{**recorded, "seed": None, "pool": None})
+    assert cache_key(first.reference, CountingFeatures(), "features") != cache_key(
+        unseeded, CountingFeatures(), "features"
+    )
+    # On real data the images in memory are the very rows the reference would load itself.
+    training = load_images(cfg.data)
+    periodic = PeriodicEvaluation(cfg, training, torch.device("cpu"))
+    assert torch.equal(periodic.reference_images, periodic.reference.load_images())
+    assert not torch.equal(periodic.reference_images, training.images[:20])

@@ -1,10 +1,11 @@
 """Reference features, computed once and cached on disk.
 
-A reference is n images of a dataset split (the first n, or n drawn with a seed), brought to a
-resolution and channel count, then through a feature network. Its features are cached under a key
-of everything that changes them: dataset, split, resolution, channels, n, seed, the network's name
-and weight hash, and its resize method. A second evaluation against the same reference reads the
-file instead of running the network again.
+A reference is n images of a dataset split (the first n, or n drawn with a seed from the split or
+from its first ``pool`` images), brought to a resolution and channel count, then through a feature
+network. Its features are cached under a key of everything that changes them: dataset, split,
+resolution, channels, n, seed, pool, the network's name and weight hash, and its resize method.
+A second evaluation against the same reference reads the file instead of running the network
+again.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Reference:
     channels: int  # 1 or 3
     root: str | None = None  # data root, or the folder/.zip for "folder"
     seed: int | None = None  # None: the first n images; else n drawn without replacement
+    pool: int | None = None  # with a seed: draw from the first ``pool`` images (None: all)
 
     @classmethod
     def parse(cls, spec: str, **fields: Any) -> Reference:
@@ -58,14 +60,18 @@ class Reference:
         return cls(dataset=dataset, split=split or "test", **fields)
 
     def describe(self) -> dict[str, Any]:
-        """The reference as recorded with every number (the root is a local detail: left out)."""
-        return {k: v for k, v in asdict(self).items() if k != "root"}
+        """The reference as recorded with every number (the root is a local detail: left out;
+        ``pool`` only when set)."""
+        fields = {k: v for k, v in asdict(self).items() if k != "root"}
+        if self.pool is None:
+            del fields["pool"]
+        return fields
 
     def load_images(self) -> torch.Tensor:
         """(n, C, R, R) uint8: the reference images."""
         cfg = DataConfig(
             source=self.dataset, root=self.root, split=self.split, resolution=self.resolution,
-            channels=self.channels, max_images=self.n if self.seed is None else None,
+            channels=self.channels, max_images=self.n if self.seed is None else self.pool,
         )  # fmt: skip
         images = load_images(cfg).images
         if len(images) < self.n:
@@ -74,9 +80,15 @@ class Reference:
                 f"fewer than n={self.n}"
             )
         if self.seed is not None:
-            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
-            images = images[order[: self.n]]
+            images = images[subset(len(images), self.n, self.seed)]
         return images[: self.n]
+
+
+def subset(total: int, n: int, seed: int) -> torch.Tensor:
+    """(min(n, total),) int64: which of ``total`` images a seeded reference takes (the first n of
+    a permutation drawn by a CPU generator seeded with ``seed``; the global RNG is untouched)."""
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    return order[:n]
 
 
 def cache_key(reference: Reference, extractor: FeatureExtractor, kind: str) -> str:

@@ -1,7 +1,10 @@
 """Metrics during training: every ``eval.every`` steps, against the training data itself.
 
-The reference is the first ``eval.n`` training images; its features are cached on disk like any
-reference. Generated images come from the sampling network (EMA when present) with a seed of
+The reference is ``eval.n`` training images drawn at random with the fixed seed
+``REFERENCE_SEED`` (recorded with every number as the reference's seed; from the first
+``data.max_images`` when that is set, as training): the first n of a folder sorted by class would
+be a few classes only. Its features are cached on disk like any reference (the seed is part of
+the key). Generated images come from the sampling network (EMA when present) with a seed of
 their own, so evaluating never moves the training RNG and a resumed run stays bit-exact.
 
 With several training processes every rank generates its share of the same n images (the rows of
@@ -22,6 +25,7 @@ from gankit.config import RunConfig
 from gankit.data import ImageSet
 from gankit.errors import GankitError
 from gankit.metrics import METRICS, MetricResult, Reference, evaluate, format_result
+from gankit.metrics.reference import subset
 from gankit.objectives import Objective
 from gankit.runfolder.images import to_uint8
 from gankit.training.distributed import SINGLE, Distributed
@@ -29,6 +33,7 @@ from gankit.training.distributed import SINGLE, Distributed
 log = logging.getLogger("gankit")
 
 EVAL_SEED_OFFSET = 7919  # images for metrics use seed train.seed + this, never the training RNG
+REFERENCE_SEED = 0  # which training images are the reference: the same for every run of a set
 
 
 class PeriodicEvaluation:
@@ -49,10 +54,17 @@ class PeriodicEvaluation:
                               "training processes")  # fmt: skip
         self.reference = Reference(
             dataset=data.source, split=data.split, n=n, resolution=data.resolution,
-            channels=data.channels, root=data.root,
+            channels=data.channels, root=data.root, seed=REFERENCE_SEED, pool=data.max_images,
         )  # fmt: skip
-        # The images in memory are the reference itself when they are stored at the resolution.
-        self.reference_images = images.images[:n] if data.stored_size == data.resolution else None
+        # The images in memory are the reference itself when they are stored at the resolution:
+        # the rows Reference.load_images would take from the same images.
+        self.reference_images = None
+        if data.stored_size == data.resolution:
+            rows = subset(len(images), n, REFERENCE_SEED)
+            stored = images.images
+            self.reference_images = (
+                stored[rows] if isinstance(stored, torch.Tensor) else [stored[i] for i in rows]
+            )
         self.tracked = cfg.eval.track or cfg.eval.tracked_names()[0]
         metric = next(m for m in map(METRICS.get, cfg.eval.metrics) if self.tracked in m.reports)
         self.lower_is_better = metric.lower_is_better
