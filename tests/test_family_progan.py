@@ -19,7 +19,7 @@ from gankit.nets.progan import (
     ProGANGenerator,
 )
 from gankit.objectives import OBJECTIVES
-from gankit.objectives.progan import progan_schedule
+from gankit.objectives.progan import progan_resets_optimizers, progan_schedule
 from gankit.runfolder.checkpoint import load_checkpoint
 from gankit.training import Trainer
 from tests.conftest import tiny_config
@@ -69,6 +69,84 @@ def test_checkpoint_holds_the_alpha_schedule_and_resume_restores_it(tmp_path):
     exported = gankit.load(tmp_path)  # the export samples at the stage it was trained to
     assert int(exported.network.trained_stage) == 1
     assert exported.sample(2, seed=0).shape == (2, 1, 16, 16)
+
+
+def test_optimisers_reset_when_new_layers_start_fading_in_and_when_they_are_in():
+    """The reference resets whenever floor(lod) or ceil(lod) changes: the first fade-in step
+    with alpha > 0 (P (2k - 1) + 1) and the first stabilisation step (2 k P), for k = 1, 2."""
+    resets = [step for step in range(40) if progan_resets_optimizers(step, 3, 4)]
+    assert resets == [5, 8, 13, 16]
+    assert [step for step in range(40) if progan_resets_optimizers(step, 3, 1)] == [2, 4]
+    assert not progan_resets_optimizers(0, 3, 4)  # nothing to clear before the first step
+    objective = _objective("model.steps_per_phase=2")  # 16 px: stages 4, 8, 16
+    assert [step for step in range(20) if objective.resets_optimizers(step)] == [3, 4, 7, 8]
+
+
+def _adam_steps(trainer: Trainer) -> dict[str, int]:
+    """The largest Adam step count over each optimiser's parameters."""
+    return {
+        name: int(max(float(state["step"]) for state in optimizer.state.values()))
+        for name, optimizer in trainer.optimizers.items()
+    }
+
+
+def test_the_trainer_restarts_adam_at_each_reset(tmp_path):
+    trainer = Trainer(tiny_config("progan", "model.steps_per_phase=2", "train.steps=10"), tmp_path)
+    counts = []
+    for _ in range(10):
+        trainer.train_step()
+        counts.append(_adam_steps(trainer))
+    # resets before steps 3, 4, 7 and 8: Adam's count restarts at 1 there
+    expected = [1, 2, 3, 1, 1, 2, 3, 1, 1, 2]
+    assert counts == [{"discriminator": n, "generator": n} for n in expected]
+
+
+def _training_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
+    tensors = {f"net.{k}": v for k, v in trainer.objective.networks.state_dict().items()}
+    for name, optimizer in trainer.optimizers.items():
+        for index, state in optimizer.state_dict()["state"].items():
+            tensors |= {f"{name}.{index}.{k}": torch.as_tensor(v) for k, v in state.items()}
+    return tensors
+
+
+def test_resume_across_a_reset_is_exact(tmp_path):
+    """6 + 4 steps equal 10: the resumed run carries Adam's state from step 6 (3 steps since the
+    reset at 4) and still clears it at steps 7 and 8."""
+    straight = Trainer(tiny_config("progan", "model.steps_per_phase=2", "train.steps=10"),
+                       tmp_path / "straight")  # fmt: skip
+    straight.fit()
+    Trainer(tiny_config("progan", "model.steps_per_phase=2", "train.steps=6"),
+            tmp_path / "resumed").fit()  # fmt: skip
+    resumed = Trainer(tiny_config("progan", "model.steps_per_phase=2", "train.steps=10"),
+                      tmp_path / "resumed", resume=True)  # fmt: skip
+    assert _adam_steps(resumed) == {"discriminator": 2, "generator": 2}  # steps 4 and 5
+    resumed.fit()
+    assert _adam_steps(resumed) == _adam_steps(straight) == {"discriminator": 2, "generator": 2}
+    expected, actual = _training_tensors(straight), _training_tensors(resumed)
+    assert expected.keys() == actual.keys()
+    different = [k for k in expected if not torch.equal(expected[k], actual[k])]
+    assert not different, different[:5]
+
+
+def test_to_rgb_and_the_critic_score_layer_have_gain_one():
+    """Reference networks.py: torgb and D's last dense layer use gain 1, all others sqrt(2)."""
+    generator = ProGANGenerator(8, [4, 8, 16], 3, width=4, max_channels=8)
+    discriminator = ProGANDiscriminator([4, 8, 16], 3, width=4, max_channels=8)
+    for to_rgb, channels in zip(generator.to_rgb, (8, 8, 4), strict=True):
+        assert to_rgb.scale == pytest.approx(1 / math.sqrt(channels))  # 1x1 conv: fan_in = C
+    score = discriminator.last[-1]
+    assert isinstance(score, EqualizedLinear) and score.weight.shape == (1, 8)
+    assert score.scale == pytest.approx(1 / math.sqrt(8))
+    hidden = discriminator.last[-3]
+    assert isinstance(hidden, EqualizedLinear)
+    assert hidden.scale == pytest.approx(math.sqrt(2) / math.sqrt(8 * 4 * 4))
+    assert generator.first_conv.scale == pytest.approx(math.sqrt(2 / (8 * 9)))
+    torch.manual_seed(0)
+    wide = ProGANGenerator(8, [4], 1, width=256, max_channels=256)
+    hidden = torch.randn(64, 256, 4, 4)  # pixel-normalised features: unit mean square
+    hidden = hidden * torch.rsqrt(hidden.square().mean(dim=1, keepdim=True))
+    with torch.no_grad():  # gain 1: the output keeps the input's unit scale (sqrt(2) would not)
+        assert wide.to_rgb[0](hidden).std().item() == pytest.approx(1.0, rel=0.1)
 
 
 def test_equalized_layers_scale_unit_normal_weights_by_he_constant():

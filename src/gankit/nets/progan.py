@@ -7,8 +7,10 @@ resolution's path, ``alpha * new + (1 - alpha) * old``; at alpha = 1 the old pat
 
 Building blocks (section 4): equalised learning rate (:class:`EqualizedConv2d`,
 :class:`EqualizedLinear`: weights ~ N(0, 1) multiplied at runtime by He's constant
-sqrt(2 / fan_in), section 4.1), pixel-wise feature normalisation in G (:class:`PixelNorm`,
-section 4.2) and the minibatch standard deviation in D (:class:`MinibatchStdDev`, section 3).
+gain / sqrt(fan_in), section 4.1; gain sqrt(2), except 1 on the two linear outputs, G's toRGB
+and D's score layer, as in the reference code), pixel-wise feature normalisation in G
+(:class:`PixelNorm`, section 4.2) and the minibatch standard deviation in D
+(:class:`MinibatchStdDev`, section 3).
 
 Channels at resolution r: min(width * R / r, max_channels), R the final resolution, so the
 widest layers are the early, low-resolution ones (the paper's 512 up to 32 x 32, then halving).
@@ -60,7 +62,7 @@ class EqualizedLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
-        self.scale = gain / math.sqrt(in_features)  # He's constant: sqrt(2 / fan_in)
+        self.scale = gain / math.sqrt(in_features)  # He's constant at gain sqrt(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight * self.scale, self.bias)
@@ -135,7 +137,8 @@ class ProGANGenerator(nn.Module):
 
     Block 0: pixel-normalised z -> dense to s0 x s0 -> 3x3 conv; block k > 0: nearest 2x upsample
     -> two 3x3 convs; every conv is followed by LeakyReLU(0.2) and pixel norm (appendix A.1).
-    One 1x1 toRGB per resolution.
+    One 1x1 toRGB per resolution, linear and with gain 1 (as the reference code's ``torgb``:
+    He's gain sqrt(2) is for layers followed by a leaky ReLU).
 
     The persistent buffers ``trained_stage`` / ``trained_alpha`` record where the training
     schedule last was, so an export samples at the resolution it was trained to (the objective
@@ -171,7 +174,7 @@ class ProGANGenerator(nn.Module):
             )
             for fan_in, fan_out in itertools.pairwise(widths)
         )
-        self.to_rgb = nn.ModuleList(EqualizedConv2d(c, channels, 1) for c in widths)
+        self.to_rgb = nn.ModuleList(EqualizedConv2d(c, channels, 1, gain=1.0) for c in widths)
         self.start_shape = (widths[0], start, start)
         self.register_buffer("trained_stage", torch.tensor(len(stages) - 1, dtype=torch.int64))
         self.register_buffer("trained_alpha", torch.tensor(1.0))
@@ -197,6 +200,8 @@ class ProGANDiscriminator(nn.Module):
     One 1x1 fromRGB (+ LeakyReLU) per resolution; block k > 0: two 3x3 convs -> 2x2 average
     pool; the last block: minibatch stddev -> 3x3 conv -> dense (the paper's 4x4 conv) -> dense
     to one score. LeakyReLU(0.2) after every hidden layer, no normalisation (appendix A.1).
+    The score layer is linear with gain 1 (the reference code's last dense layer), every other
+    layer has He's gain sqrt(2).
     """
 
     def __init__(
@@ -231,7 +236,7 @@ class ProGANDiscriminator(nn.Module):
             EqualizedConv2d(top + 1, top, 3), _act(),
             nn.Flatten(),
             EqualizedLinear(top * start * start, top), _act(),
-            EqualizedLinear(top, 1),
+            EqualizedLinear(top, 1, gain=1.0),
         )  # fmt: skip
 
     def forward(self, images: torch.Tensor, stage: int, alpha: float = 1.0) -> torch.Tensor:

@@ -22,7 +22,15 @@ epsilon_drift = 0.001 (appendix A.1) in the critic's loss:
     L_D = E[D(G(z))] - E[D(x)] + lambda E[(||grad D(x_hat)||_2 - 1)^2] + epsilon_drift E[D(x)^2]
     L_G = -E[D(G(z))]
 
-Adam lr 1e-3, betas (0, 0.99) (appendix A.1); an EMA of G (decay 0.999) for sampling.
+Adam lr 1e-3, betas (0, 0.99) (appendix A.1); an EMA of G (decay 0.999) for sampling. Both
+optimisers' states (Adam's moments and step counts) are cleared whenever new layers come in or
+finish fading in, as the reference code does (``reset_opt_for_new_lod=True`` in train.py): it
+resets when floor(lod) or ceil(lod) changes, lod being the level of detail (0 = the final
+resolution; stage k at alpha a is lod = K - 1 - k + (1 - a)). That is, before the first fade-in
+step with alpha > 0 (lod leaves an integer: the step with alpha = 0 computes exactly the previous
+resolution's function) and before the first stabilisation step (lod reaches the next integer):
+see :func:`progan_resets_optimizers`. (The reference re-reads the schedule every 4 minibatches,
+gankit every step.)
 
 ``generate`` samples at the stage the generator was last trained at (its ``trained_stage`` /
 ``trained_alpha`` buffers, which travel in checkpoints and exports) and upsamples the output to
@@ -82,6 +90,31 @@ def progan_schedule(step: int, num_stages: int, steps_per_phase: int) -> tuple[i
     return (stage, t / steps_per_phase) if phase % 2 == 0 else (stage, 1.0)
 
 
+def progan_lod_bracket(step: int, num_stages: int, steps_per_phase: int) -> tuple[int, int]:
+    """(floor(lod), ceil(lod)) of the reference's level of detail at ``step``, where stage k at
+    alpha a has lod = K - 1 - k + (1 - a): (K-1-k, K-1-k) at alpha 1, (K-k, K-k) at alpha 0 and
+    (K-1-k, K-k) while fading in. Computed from (stage, alpha) without float rounding."""
+    stage, alpha = progan_schedule(step, num_stages, steps_per_phase)
+    top = num_stages - 1 - stage  # lod of stage k at alpha = 1
+    if alpha >= 1.0:
+        return top, top
+    if alpha <= 0.0:
+        return top + 1, top + 1
+    return top, top + 1
+
+
+def progan_resets_optimizers(step: int, num_stages: int, steps_per_phase: int) -> bool:
+    """Whether both optimisers' states are cleared before ``step``: floor(lod) or ceil(lod)
+    differs from the previous step's (reference train.py, ``reset_opt_for_new_lod``). With
+    P = steps_per_phase, for each stage k >= 1 these are steps P (2k - 1) + 1 (the first step of
+    the fade-in with alpha > 0) and 2 k P (the first stabilisation step); one step when P = 1
+    (a fade-in of one step at alpha = 0). Never at step 0: there is no state to clear."""
+    if step <= 0:
+        return False
+    now = progan_lod_bracket(step, num_stages, steps_per_phase)
+    return now != progan_lod_bracket(step - 1, num_stages, steps_per_phase)
+
+
 @OBJECTIVES.register("progan")
 class ProGAN(Objective):
     """Progressively grown G and D, WGAN-GP with the drift term."""
@@ -125,6 +158,12 @@ class ProGAN(Objective):
         generator = self.networks["generator"]
         generator.trained_stage.fill_(self.stage)
         generator.trained_alpha.fill_(self.alpha)
+
+    def resets_optimizers(self, step: int) -> bool:
+        """Both optimisers start afresh when new layers fade in and when they finish: see
+        :func:`progan_resets_optimizers` (a function of the step: resuming repeats it)."""
+        stages = len(self.networks["generator"].stages)
+        return progan_resets_optimizers(step, stages, self.model_cfg.steps_per_phase)
 
     def extra_state(self) -> dict[str, Any]:
         return {"step": self.step, "stage": self.stage, "alpha": self.alpha}
