@@ -11,6 +11,7 @@ from gankit.config import build_config, load_yaml, preset_path
 from gankit.errors import ConfigError, GankitError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
 from gankit.nets.blocks import ClassConditionalBatchNorm2d
+from gankit.objectives.base import linear_decay
 from gankit.objectives.sngan import SNGAN
 from gankit.training import Trainer
 from tests.conftest import tiny_config
@@ -79,6 +80,23 @@ def test_preset_has_the_papers_resnet_setting():
 
 
 def test_discriminator_phase_runs_d_steps_times(tmp_path):
+@pytest.mark.parametrize("preset", ["mnist", "default"])
+def test_preset_decays_the_learning_rate_linearly_to_zero_from_the_first_step(preset, tmp_path):
+    """As the authors' code: LinearShift of Adam's alpha to 0 from iteration 0 to the last."""
+    cfg = build_config(load_yaml(preset_path("sngan", preset)), family="sngan")
+    steps, start = cfg.train.steps, cfg.train.lr_decay_start
+    assert start == 0.0
+    for step in (0, 1, steps // 4, steps // 2, steps - 1):
+        assert linear_decay(step, steps, start) == pytest.approx(1 - step / steps)
+    # what the trainer applies, with the preset's schedule over a 4-step run
+    trainer = Trainer(tiny_config("sngan", f"train.lr_decay_start={start}"), tmp_path)
+    seen = []
+    for _ in range(4):
+        trainer.train_step()
+        seen.append([trainer.optimizers[p.name].param_groups[0]["lr"] for p in trainer.phases])
+    assert seen == [[pytest.approx(2e-4 * f)] * 2 for f in (1, 3 / 4, 1 / 2, 1 / 4)]
+
+
     trainer = Trainer(tiny_config("sngan", "model.d_steps=3"), tmp_path)
     recorder = Recorder(trainer.objective.networks["discriminator"])
     trainer._run_phase(trainer.phases[0])

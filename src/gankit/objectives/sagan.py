@@ -9,7 +9,8 @@ E[relu(1 + D(G(z), y))], L_G = -E[D(G(z), y)]) with three changes:
   ``attention_at`` pixels (the paper's best: 32x32 feature maps of 128x128 images);
 - spectral normalisation in the generator as well as the discriminator (section 4.1);
 - the two time-scale update rule (Heusel et al. 2017; section 4.2): lr_D = 4e-4, lr_G = 1e-4,
-  Adam (beta1, beta2) = (0, 0.9), one D step per G step (section 5).
+  Adam (beta1, beta2) = (0, 0.9), one D step per G step (section 5); constant learning rates
+  (no schedule in the paper or the PyTorch reference implementations; the presets say so).
 
 It is class-conditional like the paper's ImageNet model: conditional batch norm in G and a
 projection discriminator (Miyato & Koyama 2018, eq. 3). ``conditional`` defaults to true and

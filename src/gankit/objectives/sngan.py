@@ -8,7 +8,9 @@ no spectral norm. The networks are the paper's ResNets (appendix B, figure 8;
     L_D = E_x[relu(1 - D(x))] + E_z[relu(1 + D(G(z)))]        L_G = -E_z[D(G(z))]
 
 with n_dis = 5 discriminator steps per generator step (``d_steps``) and Adam alpha = 2e-4,
-(beta1, beta2) = (0, 0.9): the paper's setting for its ResNets (section 4, appendix B).
+(beta1, beta2) = (0, 0.9): the paper's setting for its ResNets (section 4, appendix B). alpha
+decays linearly to 0 over the whole run as in the authors' code (pfnet-research/sngan_projection,
+``LinearShift`` from iteration 0): the presets set ``train.lr_decay_start: 0``.
 
 ``conditional: true`` gives the class-conditional SNGAN of Miyato & Koyama 2018 ("cGANs with
 Projection Discriminator"): per-class conditional batch norm in G and the projection head
