@@ -88,9 +88,9 @@ def test_preset_has_the_papers_ttur_setting():
     assert phases["discriminator"].repeats == 1
     default = build_config(load_yaml(preset_path("sagan", "default")), family="sagan")
     SAGAN(default, num_classes=10)  # attention_at=16 fits the 32x32 default
-
     # constant learning rates: no schedule in the paper or the PyTorch references
     assert cfg.train.lr_decay_start == default.train.lr_decay_start == 1.0
+
 
 def test_conditional_by_default_and_refuses_unlabelled_data():
     with pytest.raises(ConfigError, match="needs class labels"):

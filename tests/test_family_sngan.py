@@ -79,7 +79,6 @@ def test_preset_has_the_papers_resnet_setting():
     assert default.model.d_steps == 5 and default.train.betas == (0.0, 0.9)
 
 
-def test_discriminator_phase_runs_d_steps_times(tmp_path):
 @pytest.mark.parametrize("preset", ["mnist", "default"])
 def test_preset_decays_the_learning_rate_linearly_to_zero_from_the_first_step(preset, tmp_path):
     """As the authors' code: LinearShift of Adam's alpha to 0 from iteration 0 to the last."""
@@ -97,6 +96,7 @@ def test_preset_decays_the_learning_rate_linearly_to_zero_from_the_first_step(pr
     assert seen == [[pytest.approx(2e-4 * f)] * 2 for f in (1, 3 / 4, 1 / 2, 1 / 4)]
 
 
+def test_discriminator_phase_runs_d_steps_times(tmp_path):
     trainer = Trainer(tiny_config("sngan", "model.d_steps=3"), tmp_path)
     recorder = Recorder(trainer.objective.networks["discriminator"])
     trainer._run_phase(trainer.phases[0])
