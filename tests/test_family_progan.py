@@ -149,6 +149,31 @@ def test_to_rgb_and_the_critic_score_layer_have_gain_one():
         assert wide.to_rgb[0](hidden).std().item() == pytest.approx(1.0, rel=0.1)
 
 
+def test_weights_saved_at_the_old_output_gain_load_as_the_same_function():
+    """State dicts without ``output_gain`` had toRGB and the score layer at gain sqrt(2): on
+    loading, their weights are scaled by sqrt(2) so that the networks compute what they did."""
+    torch.manual_seed(0)
+    stages = [4, 8, 16]
+    generator = ProGANGenerator(8, stages, 1, width=4, max_channels=8)
+    discriminator = ProGANDiscriminator(stages, 1, width=4, max_channels=8)
+    z, images = torch.randn(4, 8), torch.randn(4, 1, 16, 16)
+    for network, inputs, outputs in (
+        (generator, z, ("to_rgb.0.weight", "to_rgb.1.weight", "to_rgb.2.weight")),
+        (discriminator, images, ("last.6.weight",)),
+    ):
+        expected = network(inputs, 2, 0.5)
+        old = {k: v for k, v in network.state_dict().items() if k != "output_gain"}
+        for key in outputs:  # the same function at gain sqrt(2): weights / sqrt(2)
+            old[key] = old[key] / math.sqrt(2)
+        fresh = type(network)(*([8] if network is generator else []), stages, 1, width=4,
+                              max_channels=8)  # fmt: skip
+        fresh.load_state_dict(old)
+        torch.testing.assert_close(fresh(inputs, 2, 0.5), expected)
+        assert "output_gain" in fresh.state_dict()
+        fresh.load_state_dict(network.state_dict())  # a current state dict loads unchanged
+        assert torch.equal(fresh.state_dict()[outputs[0]], network.state_dict()[outputs[0]])
+
+
 def test_equalized_layers_scale_unit_normal_weights_by_he_constant():
     torch.manual_seed(0)
     conv, linear = EqualizedConv2d(64, 32, 3), EqualizedLinear(512, 256)

@@ -123,6 +123,23 @@ class MinibatchStdDev(nn.Module):
         return torch.cat([x, feature], dim=1)
 
 
+def _from_sqrt2_output_gain(
+    module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, *_: object
+) -> None:
+    """Load hook: weights saved without ``output_gain`` come from a gankit whose linear output
+    layers (G's toRGB, D's score) had gain sqrt(2); their stored weights times sqrt(2) compute
+    the same function at gain 1, so old checkpoints and exports keep generating the same images.
+    """
+    marker = prefix + "output_gain"
+    if marker in state_dict:
+        return
+    for name in module.output_weights:  # type: ignore[attr-defined]
+        key = prefix + name
+        if key in state_dict:
+            state_dict[key] = state_dict[key] * math.sqrt(2)  # a new tensor: the caller's stays
+    state_dict[marker] = torch.tensor(1.0)
+
+
 def _channels(resolution: int, final: int, width: int, max_channels: int) -> int:
     return min(width * final // resolution, max_channels)
 
@@ -178,6 +195,10 @@ class ProGANGenerator(nn.Module):
         self.start_shape = (widths[0], start, start)
         self.register_buffer("trained_stage", torch.tensor(len(stages) - 1, dtype=torch.int64))
         self.register_buffer("trained_alpha", torch.tensor(1.0))
+        # The toRGB gain, saved so that weights from before gain 1 are converted on loading.
+        self.register_buffer("output_gain", torch.tensor(1.0))
+        self.output_weights = tuple(f"to_rgb.{i}.weight" for i in range(len(widths)))
+        self.register_load_state_dict_pre_hook(_from_sqrt2_output_gain)
 
     def forward(self, z: torch.Tensor, stage: int, alpha: float = 1.0) -> torch.Tensor:
         hidden = self.first(self.normalize(z)).view(z.shape[0], *self.start_shape)
@@ -238,6 +259,10 @@ class ProGANDiscriminator(nn.Module):
             EqualizedLinear(top * start * start, top), _act(),
             EqualizedLinear(top, 1, gain=1.0),
         )  # fmt: skip
+        # The score layer's gain, saved so that weights from before gain 1 are converted.
+        self.register_buffer("output_gain", torch.tensor(1.0))
+        self.output_weights = (f"last.{len(self.last) - 1}.weight",)
+        self.register_load_state_dict_pre_hook(_from_sqrt2_output_gain)
 
     def forward(self, images: torch.Tensor, stage: int, alpha: float = 1.0) -> torch.Tensor:
         hidden = self.from_rgb[stage](images)
