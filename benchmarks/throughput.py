@@ -31,8 +31,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from benchmarks.common import emit, machine, matmul_peak, paired_ratio, side_by_side
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
 from gankit.objectives import OBJECTIVES
+from gankit.resolve import build_config
 from gankit.training import Trainer
 
 PRESETS = {"cyclegan": "digits-edges", "pix2pix": "digits-edges", "siamese": "digits-edges",

@@ -28,8 +28,9 @@ from typing import Any
 import torch
 
 from benchmarks.common import MNIST, emit, machine
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
 from gankit.metrics import Reference, evaluate
+from gankit.resolve import build_config
 from gankit.runfolder.images import to_uint8
 from gankit.training import Trainer
 

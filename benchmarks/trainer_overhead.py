@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import emit, machine, paired_ratio, side_by_side
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from gankit.training.fastpath import use_fused_optimizer
 

@@ -35,8 +35,9 @@ from typing import Any
 import torch
 import yaml
 
-from gankit.config import RunConfig, build_config, preset_path
+from gankit.config import RunConfig, preset_path
 from gankit.objectives import OBJECTIVES
+from gankit.resolve import build_config
 from gankit.runfolder.images import save_grid, to_uint8
 from gankit.training import Trainer
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gankit.config import RunConfig, build_config
+from gankit.config import RunConfig
 from gankit.objectives import OBJECTIVES
+from gankit.resolve import build_config
 from tests.tiny_models import TINY
 
 REPO = Path(__file__).resolve().parents[1]

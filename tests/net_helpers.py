@@ -25,8 +25,8 @@ def parameters_of(network: nn.Module) -> dict[str, torch.Tensor]:
 def held_out_digits_and_edges(resolution: int, first: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Bundled digits from index ``first`` on (never trained on) and their true edge maps,
     both (N, 1, R, R) in [-1, 1]."""
-    from gankit.config import build_config
     from gankit.data import load_images
+    from gankit.resolve import build_config
 
     cfg = build_config({"family": "pix2pix", "data": {"source": "digits-edges",
                                                       "resolution": resolution}})  # fmt: skip

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gankit.config import build_config
 from gankit.errors import ConfigError
 from gankit.nets.augment import (
     attach_diffaugment,
@@ -18,6 +17,7 @@ from gankit.nets.augment import (
     translation,
 )
 from gankit.objectives import OBJECTIVES
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 

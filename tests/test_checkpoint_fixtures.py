@@ -16,8 +16,9 @@ import torch
 from safetensors.torch import load_file
 
 import gankit
+from gankit.resolve import load_run_config
 from gankit.runfolder.checkpoint import FORMAT, load_checkpoint
-from gankit.training import Trainer, load_run_config
+from gankit.training import Trainer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = sorted(p for p in FIXTURES.glob("format-*/*") if p.is_dir())

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from gankit.config import build_config, load_yaml, parse_override, validate_config
+from gankit.config import load_yaml, parse_override
 from gankit.errors import ConfigError
+from gankit.resolve import build_config, validate_config
 from tests.conftest import tiny_config
 
 

@@ -26,8 +26,9 @@ from gankit.config import RunConfig
 from gankit.data import load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.errors import GankitError
+from gankit.resolve import load_run_config
 from gankit.runfolder.checkpoint import load_checkpoint
-from gankit.training import Trainer, load_run_config
+from gankit.training import Trainer
 from gankit.training.distributed import Distributed, convert_sync_batchnorm
 from tests.conftest import tiny_config
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gankit.config import build_config
 from gankit.data import load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.data.transforms import edge_map
 from gankit.errors import ConfigError
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 

@@ -10,11 +10,12 @@ from torch import nn
 
 import gankit
 from gankit.cli import cli
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError, GankitError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
 from gankit.nets.blocks import ConditionalBatchNorm2d
 from gankit.objectives.biggan import BigGAN, off_diagonal_gram_energy, orthogonal_regularization
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 from tests.test_family_sngan import Recorder

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import gankit.objectives.pix2pix  # noqa: F401  (registers the family)
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError
 from gankit.nets.translation import EvalDropout, UNetTranslator, unet_depth
 from gankit.objectives.pix2pix import Pix2Pix
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 from tests.net_helpers import Recorder, held_out_digits_and_edges, parameters_of

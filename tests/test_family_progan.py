@@ -302,7 +302,8 @@ def test_generate_samples_the_trained_stage_at_the_data_resolution():
 
 
 def test_phases_use_the_paper_optimiser_settings_from_the_preset():
-    from gankit.config import build_config, load_yaml, preset_path
+    from gankit.config import load_yaml, preset_path
+    from gankit.resolve import build_config
 
     cfg = build_config(load_yaml(preset_path("progan", "mnist")), family="progan")
     assert cfg.train.lr_g == cfg.train.lr_d == 1e-3 and cfg.train.betas == (0.0, 0.99)

@@ -7,11 +7,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
 from gankit.nets.blocks import SelfAttention
 from gankit.objectives.sagan import SAGAN
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 from tests.test_family_sngan import Recorder

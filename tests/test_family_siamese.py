@@ -10,7 +10,7 @@ from torch import nn
 
 import gankit
 import gankit.objectives.siamese  # registers "siamese"
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError
 from gankit.nets.siamese import PatchGenerator, SiameseDiscriminator, cut_patches, join_patches
 from gankit.objectives.siamese import (
@@ -20,6 +20,7 @@ from gankit.objectives.siamese import (
     pair_indices,
     real_term,
 )
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 

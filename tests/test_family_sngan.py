@@ -7,12 +7,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError, GankitError
 from gankit.losses import hinge_discriminator_loss, hinge_generator_loss
 from gankit.nets.blocks import ClassConditionalBatchNorm2d
 from gankit.objectives.base import linear_decay
 from gankit.objectives.sngan import SNGAN
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 

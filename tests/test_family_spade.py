@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import gankit
-from gankit.config import DataConfig, RunConfig, build_config, load_yaml, preset_path
+from gankit.config import DataConfig, RunConfig, load_yaml, preset_path
 from gankit.data.base import ImageSet
 from gankit.data.domains import digits_edges
 from gankit.data.loader import augment
@@ -28,6 +28,7 @@ from gankit.nets.spade import (
     label_palette,
 )
 from gankit.objectives import spade as spade_family  # noqa: F401  (registers "spade")
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gankit.config import build_config, load_yaml, preset_path
+from gankit.config import load_yaml, preset_path
 from gankit.losses import gradient_penalty, wasserstein_critic_loss, wasserstein_generator_loss
 from gankit.nets.critic import DCGANCritic
 from gankit.objectives import OBJECTIVES
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 

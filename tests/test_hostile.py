@@ -128,8 +128,8 @@ def test_a_folder_of_hostile_files_trains_on_the_good_ones_and_logs_each_skip(tm
 
 
 def test_images_are_converted_correctly(tmp_path):
-    from gankit.config import build_config
     from gankit.data import load_images
+    from gankit.resolve import build_config
 
     _, good = hostile_corpus(tmp_path / "corpus")
     cfg = build_config({"family": "dcgan", "data": {"source": "folder", "channels": 1,

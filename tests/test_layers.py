@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+import gankit
+from gankit.errors import ConfigError
+from gankit.resolve import build_config, load_run_config
+
+SRC = Path(gankit.__file__).parent
 
 
 def _modules_after_import(*modules: str) -> set[str]:
@@ -21,3 +31,39 @@ def test_the_server_api_and_commands_read_run_folders_without_the_training_packa
     loaded = _modules_after_import("gankit", "gankit.api", "gankit.commands", "gankit.serve.app")
     assert not {m for m in loaded if m == "gankit.training" or m.startswith("gankit.training.")}
     assert "gankit.runfolder.checkpoint" in loaded
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at the top or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_config_imports_no_registry_nor_the_packages_above_it():
+    imported = _imported_modules(SRC / "config.py")
+    banned = ("gankit.objectives", "gankit.metrics", "gankit.training", "gankit.data")
+    assert not {m for m in imported if m.startswith(banned)}
+    assert {m for m in imported if m.startswith("gankit")} == {"gankit.errors"}
+
+
+def test_family_and_metric_names_are_still_checked_with_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"^config: family: unknown .*'nope'.*dcgan") as bad:
+        build_config({"family": "nope"})
+    assert "\n" not in str(bad.value)
+    with pytest.raises(ConfigError, match=r"eval.metrics: unknown metric 'fdi'; valid: .*fid"):
+        build_config({"family": "dcgan", "eval": {"metrics": ["fdi"]}})
+
+
+def test_gankit_train_trains_from_python_by_the_cli_path(tmp_path):
+    result = gankit.train(
+        "dcgan", data="mnist-bundled", overrides={"train.steps": 20}, out=tmp_path / "run"
+    )
+    assert result.step == 20 and result.export_dir is not None
+    cfg = gankit.build_config("dcgan", data="mnist-bundled", overrides=["train.steps=20"])
+    assert load_run_config(tmp_path / "run").train == cfg.train
+    assert gankit.load(result.export_dir).sample(2, seed=0).shape[0] == 2

@@ -14,8 +14,9 @@ import torch
 
 from gankit.errors import CheckpointError
 from gankit.objectives import linear_decay
+from gankit.resolve import load_run_config
 from gankit.runfolder.checkpoint import load_checkpoint, save_checkpoint
-from gankit.training import Trainer, load_run_config
+from gankit.training import Trainer
 from tests.conftest import run_gankit, tiny_config
 
 TINY_ARGS = [

@@ -19,11 +19,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gankit import cli as cli_module
-from gankit.config import DataConfig, build_config
+from gankit.config import DataConfig
 from gankit.data import catalog, load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.data.translation import kept_size
 from gankit.errors import ConfigError, DataError
+from gankit.resolve import build_config
 
 # --------------------------------------------------------------------------------------------------
 # Helpers

@@ -2,6 +2,7 @@
 
 from gankit.api import LoadedGenerator, load
 from gankit.errors import GankitError
+from gankit.launch import build_config, train
 from gankit.version import __version__
 
-__all__ = ["GankitError", "LoadedGenerator", "__version__", "load"]
+__all__ = ["GankitError", "LoadedGenerator", "__version__", "build_config", "load", "train"]

@@ -13,9 +13,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from gankit.config import RunConfig, validate_config
+from gankit.config import RunConfig
 from gankit.errors import CheckpointError, GankitError
 from gankit.objectives import OBJECTIVES, Objective
+from gankit.resolve import validate_config
 from gankit.runfolder.checkpoint import load_checkpoint
 from gankit.runfolder.export import EXPORT_FORMAT
 from gankit.runfolder.layout import RunDir
@@ -69,10 +70,13 @@ class LoadedGenerator:
         batch_size: int = 8,
         progress: bool | Callable[[int, int], None] = False,  # tqdm bar, or (done, total) calls
         out: np.ndarray | None = None,  # a preallocated (or memmapped) result
+        stats: str = "auto",  # auto | image | running: see gankit.translate.statistics
     ) -> np.ndarray:
         """Translate an image of any size tile by tile: (H, W, C_a) uint8 ->
         (H * scale, W * scale, C_b) uint8. The input is converted to the channels the
-        translator was trained on (RGB <-> grayscale); label maps are read as indices."""
+        translator was trained on (RGB <-> grayscale); label maps are read as indices.
+        ``stats``: the statistics of the norm layers (``auto``: image-level for CycleGAN and
+        pix2pix, running for the other translators)."""
         from gankit.translate import as_pixels, translate_image
 
         if not self.is_translator:
@@ -84,7 +88,7 @@ class LoadedGenerator:
             pixels, lambda x: objective.translate(x, self.network),
             tile or objective.tile_size, mode=mode, overlap=overlap, scale=objective.scale,
             multiple=objective.input_multiple, batch_size=batch_size, device=objective.device,
-            progress=progress, out=out,
+            progress=progress, out=out, stats=stats, network=self.network,
         )  # fmt: skip
 
     @torch.no_grad()

@@ -16,8 +16,9 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from gankit.config import RunConfig, build_config, list_presets, load_yaml, preset_path
+from gankit.config import list_presets
 from gankit.errors import GankitError
+from gankit.resolve import load_run_config, resolve_config
 
 log = logging.getLogger("gankit")
 
@@ -58,38 +59,6 @@ def cli(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
-def resolve_config(
-    family: str,
-    data: str | None,
-    data_root: str | None,
-    overrides: tuple[str, ...],
-    config_file: str | None = None,
-    out: str | None = None,
-) -> RunConfig:
-    """The validated config of a training command.
-
-    The base is the ``--config`` file, else the preset configs/<family>/<data>.yaml, else
-    configs/<family>/default.yaml; --data/--data-root/--out and dotted --set overrides go on top.
-    """
-    from gankit.objectives import OBJECTIVES
-
-    OBJECTIVES.get(family)  # an unknown family fails here, listing the valid ones
-    if config_file:
-        base = load_yaml(Path(config_file))
-    else:
-        source = data or "mnist-bundled"
-        preset = preset_path(family, source) or preset_path(family, "default")
-        base = load_yaml(preset) if preset else {}
-    sections: dict[str, Any] = {"family": family, "data": {}, "output": {}}
-    if data:
-        sections["data"]["source"] = data
-    if data_root:
-        sections["data"]["root"] = data_root
-    if out:
-        sections["output"]["dir"] = out
-    return build_config(base, overrides, **sections)
-
-
 @cli.command()
 @click.argument("family", required=False)
 @click.option(
@@ -127,7 +96,7 @@ def train(
     dry_run: bool,
 ) -> None:
     """Train FAMILY (gan, dcgan, ...) on a dataset, or --resume a run."""
-    from gankit.training import Trainer, load_run_config
+    from gankit.training import Trainer
 
     if resume:
         cfg = load_run_config(Path(resume), overrides)
@@ -358,6 +327,14 @@ def eval_command(
     help="Tiles per generator call.",
 )
 @click.option(
+    "--stats",
+    type=click.Choice(["auto", "image", "running"]),
+    default="auto",
+    show_default=True,
+    help="Norm layer statistics: the whole image's (tiles share them), the running averages "
+    "of training, or auto (image for CycleGAN/pix2pix, running for the others).",
+)
+@click.option(
     "--max-pixels",
     type=click.IntRange(1),
     default=1 << 28,
@@ -367,14 +344,15 @@ def eval_command(
 @click.option("--device", default="cpu", show_default=True)
 def translate(
     run: str, source: str, out_dir: str, mode: str, tile: int | None, overlap: int | None,
-    batch_size: int, max_pixels: int, device: str,
+    batch_size: int, stats: str, max_pixels: int, device: str,
 ) -> None:  # fmt: skip
     """Translate SOURCE (an image, or a folder of images) of any size with the translator of
     RUN, tile by tile; writes OUT/<name>.png."""
     from gankit.commands import run_translate
 
     done, skipped = run_translate(run, source, out_dir, mode, tile, overlap, batch_size, device,
-                                  max_pixels, progress=sys.stderr.isatty())  # fmt: skip
+                                  max_pixels, progress=sys.stderr.isatty(),
+                                  stats=stats)  # fmt: skip
     for item in done:
         width, height = item.size
         rate = width * height / 1e6 / max(item.seconds, 1e-9)

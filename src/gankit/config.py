@@ -4,19 +4,32 @@ A run config has five parts: ``family`` (which objective), ``data``, ``model`` (
 typed settings), ``train`` and ``output``. It is built from a YAML preset plus dotted overrides
 (``train.lr_g=1e-4``); unknown keys and bad values raise :class:`ConfigError` with one line that
 names the key and what is allowed.
+
+This module knows no family and no metric: :mod:`gankit.resolve`, the layer above it, looks the
+family's settings class and the metric names up in the registries and passes them to
+:func:`validate_config` (docs/design.md, "Layers").
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
-from gankit.errors import ConfigError, GankitError
+from gankit.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).parent / "configs"
 
@@ -138,30 +151,28 @@ class TrainConfig(Section):
 class EvalConfig(Section):
     metrics: list[str] = []  # periodic metrics, e.g. [digit-fd] or [fid, kid]; [] = none
     every: int = Field(0, ge=0)  # steps between evaluations (0 = only at the end of training)
-    n: int = Field(2000, ge=2)  # images generated; the reference is the first n training images
+    n: int = Field(2000, ge=2)  # images generated; reference: n training images, seeded draw
     track: str | None = None  # the metric checkpoints/best.pt is kept for; None = the first one
     batch_size: int = Field(200, ge=1)  # images per feature-network batch
 
     @model_validator(mode="after")
-    def _known_metrics(self) -> EvalConfig:
-        if not self.metrics and self.track is None:
+    def _known_metrics(self, info: ValidationInfo) -> EvalConfig:
+        """Metric names against ``context["metrics"]`` (name -> the numbers it reports), which
+        the resolving layer (:mod:`gankit.resolve`) passes; without it (an assignment) the
+        names are not checked here."""
+        reports: Mapping[str, Sequence[str]] | None = (info.context or {}).get("metrics")
+        if reports is None or (not self.metrics and self.track is None):
             return self
-        from gankit.metrics import METRICS
-
         for name in self.metrics:
-            if name not in METRICS:
-                valid = ", ".join(METRICS.names())
-                raise ValueError(f"eval.metrics: unknown metric {name!r}; valid: {valid}")
-        if self.track is not None and self.track not in self.tracked_names():
-            reported = ", ".join(self.tracked_names())
-            raise ValueError(f"eval.track={self.track!r} is none of the reported {reported}")
+            if name not in reports:
+                raise ValueError(
+                    f"eval.metrics: unknown metric {name!r}; valid: {', '.join(reports)}"
+                )
+        tracked = [number for name in self.metrics for number in reports[name]]
+        if self.track is not None and self.track not in tracked:
+            shown = ", ".join(tracked)
+            raise ValueError(f"eval.track={self.track!r} is none of the reported {shown}")
         return self
-
-    def tracked_names(self) -> list[str]:
-        """The numbers the chosen metrics report (pr reports precision and recall)."""
-        from gankit.metrics import METRICS
-
-        return [name for metric in self.metrics for name in METRICS.get(metric).reports]
 
 
 class OutputConfig(Section):
@@ -179,17 +190,16 @@ class RunConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _typed_model_section(cls, values: Any) -> Any:
-        """Validate ``model`` with the settings class of ``family``'s objective."""
-        if isinstance(values, dict) and "family" in values:
-            from gankit.objectives import OBJECTIVES
-
-            config_class = OBJECTIVES.get(values["family"]).Config
+    def _typed_model_section(cls, values: Any, info: ValidationInfo) -> Any:
+        """Validate ``model`` with ``context["model_class"]``, the settings class of the
+        family's objective (passed by :mod:`gankit.resolve`; this module knows no family)."""
+        model_class = (info.context or {}).get("model_class")
+        if model_class is not None and isinstance(values, dict):
             model = values.get("model") or {}
-            if not isinstance(model, config_class):
+            if not isinstance(model, model_class):
                 if isinstance(model, BaseModel):
                     model = model.model_dump()
-                values = {**values, "model": config_class.model_validate(model)}
+                values = {**values, "model": model_class.model_validate(model)}
         return values
 
     def default_run_dir(self) -> Path:
@@ -239,9 +249,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key=value (e.g. train.lr_g=1e-4)")
     key, raw = text.split("=", 1)
-    path = [part for part in key.strip().split(".") if part]
-    if not path:
-        raise ConfigError(f"override {text!r} has an empty key")
+    path = _dotted_path(key, text)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -252,6 +260,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         ):  # YAML 1.1 reads 1e-4 as a string; a user means a float
             value = float(value)
     return path, value
+
+
+def _dotted_path(key: str, override: str | None = None) -> list[str]:
+    """``"train.lr_g"`` -> ["train", "lr_g"]; an empty key is a one-line error."""
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise ConfigError(f"override {override or key!r} has an empty key")
+    return path
 
 
 def _set_dotted(tree: dict[str, Any], path: list[str], value: Any) -> None:
@@ -297,15 +313,18 @@ def list_presets() -> dict[str, list[str]]:
     }
 
 
-def build_config(
-    base: dict[str, Any] | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    **sections: Any,
-) -> RunConfig:
-    """Validate ``base`` (a preset's mapping) with ``sections`` and dotted ``overrides`` on top.
+Overrides = Sequence[str] | Mapping[str, Any]  # ["train.steps=20"] or {"train.steps": 20}
 
-    ``sections`` are top-level keys (``family="dcgan"``, ``data={...}``) merged into ``base``.
-    """
+
+def config_tree(
+    base: dict[str, Any] | None = None,
+    overrides: Overrides = (),
+    **sections: Any,
+) -> dict[str, Any]:
+    """``base`` (a preset's mapping) with ``sections`` and dotted ``overrides`` on top, not yet
+    validated. ``sections`` are top-level keys (``family="dcgan"``, ``data={...}``) merged into
+    ``base``; ``overrides`` are ``key=value`` strings (values parsed as YAML scalars) or a
+    mapping of dotted keys to values."""
     tree: dict[str, Any] = {
         key: dict(v) if isinstance(v, dict) else v for key, v in (base or {}).items()
     }
@@ -314,31 +333,39 @@ def build_config(
             tree.setdefault(key, {}).update(value)
         else:
             tree[key] = value
-    for override in overrides:
-        path, value = parse_override(override)
+    if isinstance(overrides, Mapping):
+        pairs = [(_dotted_path(str(key)), value) for key, value in overrides.items()]
+    else:
+        pairs = [parse_override(override) for override in overrides]
+    for path, value in pairs:
         _set_dotted(tree, path, value)
-    return validate_config(tree)
+    return tree
 
 
-def validate_config(tree: dict[str, Any]) -> RunConfig:
-    """Validate a whole config mapping; the only place config values are checked."""
-    from gankit.objectives import OBJECTIVES
+def validate_config(
+    tree: dict[str, Any],
+    model_class: type[ModelConfig],
+    metrics: Mapping[str, Sequence[str]],
+) -> RunConfig:
+    """Validate a whole config mapping: the only place config values are checked.
 
+    ``model_class`` is the family's settings class and ``metrics`` maps each metric name to the
+    numbers it reports; :func:`gankit.resolve.validate_config` looks both up in the registries.
+    """
     if "family" not in tree:
         raise ConfigError("config: missing key 'family'")
-    try:
-        objective = OBJECTIVES.get(str(tree["family"]))
-    except GankitError as exc:
-        raise ConfigError(f"config: family: {exc}") from None
     model = tree.get("model") or {}
     if not isinstance(model, dict):
         raise ConfigError(f"config: model: must be a mapping, got {model!r}")
     try:
-        typed_model = objective.Config.model_validate(model)
-        return RunConfig.model_validate({**tree, "model": typed_model})
+        typed_model = model_class.model_validate(model)
+        return RunConfig.model_validate(
+            {**tree, "model": typed_model},
+            context={"model_class": model_class, "metrics": metrics},
+        )
     except ValidationError as exc:
-        in_model = exc.title == objective.Config.__name__
-        root = objective.Config if in_model else RunConfig
+        in_model = exc.title == model_class.__name__
+        root = model_class if in_model else RunConfig
         raise ConfigError(
             _format_validation_error(exc, root, "model" if in_model else "")
         ) from None

@@ -27,6 +27,7 @@ from gankit.errors import GankitError
 from gankit.metrics import METRICS, MetricResult, Reference, evaluate, format_result
 from gankit.metrics.reference import subset
 from gankit.objectives import Objective
+from gankit.resolve import tracked_metrics
 from gankit.runfolder.images import to_uint8
 from gankit.training.distributed import SINGLE, Distributed
 
@@ -65,7 +66,7 @@ class PeriodicEvaluation:
             self.reference_images = (
                 stored[rows] if isinstance(stored, torch.Tensor) else [stored[i] for i in rows]
             )
-        self.tracked = cfg.eval.track or cfg.eval.tracked_names()[0]
+        self.tracked = cfg.eval.track or tracked_metrics(cfg.eval)[0]
         metric = next(m for m in map(METRICS.get, cfg.eval.metrics) if self.tracked in m.reports)
         self.lower_is_better = metric.lower_is_better
         self.best: dict[str, Any] | None = None  # {"value": ..., "step": ...}

@@ -4,9 +4,10 @@ The trainer owns everything around the GAN math: optimisers (one per phase), zer
 step, autocast and gradient scaling, the EMA generator, statistics, sample grids, checkpoints and
 the export. It knows no family by name: an :class:`Objective` supplies networks, phases and losses.
 
-Under ``torchrun`` it trains data-parallel (:mod:`gankit.training.distributed`): every rank runs this
-same loop on its share of each global batch, averages each phase's gradients with the others
-before stepping, and agrees with them on skipped steps and stop signals; only rank 0 writes files.
+Under ``torchrun`` it trains data-parallel (:mod:`gankit.training.distributed`): every rank runs
+this same loop on its share of each global batch, averages each phase's gradients with the
+others before stepping, and agrees with them on skipped steps and stop signals; only rank 0
+writes files.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gankit.config import RunConfig, build_config, load_yaml
+from gankit.config import RunConfig
 from gankit.data import ImageSet, load_images
 from gankit.data.loader import InfiniteLoader
 from gankit.errors import CheckpointError, GankitError
@@ -750,11 +751,3 @@ def _to_cpu(tree: Any) -> Any:
     if isinstance(tree, (list, tuple)):
         return type(tree)(_to_cpu(v) for v in tree)
     return tree
-
-
-def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """The config saved in ``run_dir`` with dotted ``overrides`` applied (for resuming)."""
-    path = RunDir(Path(run_dir)).config
-    if not path.is_file():
-        raise GankitError(f"{run_dir} is not a run folder (no config.yaml)")
-    return build_config(load_yaml(path), overrides)
