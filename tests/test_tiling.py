@@ -14,6 +14,7 @@ from torch import nn
 from gankit.errors import GankitError
 from gankit.translate import (
     MODES,
+    StatisticsError,
     TilingError,
     border_lines,
     plan_tiles,
@@ -247,16 +248,100 @@ def test_whole_mode_that_runs_out_of_memory_says_to_use_overlap():
         translate_image(random_image(8, 8), out_of_memory, None, mode="whole")
 
 
-def test_per_tile_normalisation_is_refused_and_running_statistics_accepted():
-    plain = nn.InstanceNorm2d(3)
-    running = nn.InstanceNorm2d(3, track_running_stats=True)
+def _normed_pointwise(seed: int = 0) -> nn.Module:
+    """1x1 convolutions around an instance norm without running statistics and a batch norm
+    with them (moved away from (0, 1)): tiling changes nothing but the statistics."""
+    torch.manual_seed(seed)
+    batch_norm = nn.BatchNorm2d(4)
+    batch_norm.running_mean.uniform_(-1, 1)
+    batch_norm.running_var.uniform_(0.5, 2)
+    network = nn.Sequential(
+        nn.Conv2d(3, 4, 1), nn.InstanceNorm2d(4, affine=True), nn.ReLU(), nn.Conv2d(4, 4, 1),
+        batch_norm, nn.ReLU(), nn.Conv2d(4, 3, 1), nn.Tanh(),
+    )  # fmt: skip
+    return network.eval()
+
+
+def _float_out(image: np.ndarray) -> np.ndarray:
+    return np.empty(image.shape, np.float32)
+
+
+@pytest.mark.parametrize("mode", ["grid", "overlap"])
+@pytest.mark.parametrize(("height", "width"), [(45, 70), (33, 20)])
+def test_tiles_with_image_statistics_equal_one_pass_over_the_whole_image(mode, height, width):
+    """Every tile is normalised with the whole image's statistics, estimated from the tiles'
+    owned parts: with no receptive field to cut, tiles and one pass agree to float rounding,
+    for the instance norm and (stats="image") the batch norm alike."""
+    network, image = _normed_pointwise(), smooth_image(height, width)
+    whole = translate_image(image, network, None, mode="whole", stats="image",
+                            out=_float_out(image))  # fmt: skip
+    tiled = translate_image(image, network, 16, mode=mode, stats="image", out=_float_out(image))
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)
+    # The check can fail: each tile's own statistics differ from the image's.
+    with torch.no_grad():
+        tile = network[:5](torch.from_numpy(tiling._to_float(image[:16, :16]))[None])
+        per_tile = translate_image(image, lambda x: network(x), 16, mode=mode,
+                                   out=_float_out(image))  # fmt: skip
+    assert tile.shape == (1, 4, 16, 16) and np.abs(per_tile - whole).max() > 1e-2
+
+
+def test_whole_mode_normalises_each_image_by_itself_and_running_statistics_differ():
+    network, image = _normed_pointwise(), smooth_image(24, 30)
+    network[1] = nn.InstanceNorm2d(4, affine=True, track_running_stats=True).eval()
+    x = torch.from_numpy(tiling._to_float(image))[None]
+    with torch.no_grad():
+        expected = network.train()(x)[0].numpy().transpose(1, 2, 0)  # batch of one: its own
+    network.eval()
+    whole = translate_image(image, network, None, mode="whole", stats="image",
+                            out=_float_out(image))  # fmt: skip
+    np.testing.assert_allclose(whole, expected, atol=1e-5)
+    running = translate_image(image, network, 8, stats="running", out=_float_out(image))
+    assert np.abs(running - whole).max() > 1e-2
+
+
+def test_auto_keeps_running_statistics_where_evaluation_uses_them():
+    """auto: the instance norm (no running statistics) takes the image's, the batch norm in
+    evaluation mode its running averages, in every mode."""
+    network, image = _normed_pointwise(), smooth_image(40, 36)
+    x = torch.from_numpy(tiling._to_float(image))[None]
+    with torch.no_grad():
+        expected = network(x)[0].numpy().transpose(1, 2, 0)  # eval: what auto reproduces
+    for mode, tile in (("whole", None), ("overlap", 16), ("grid", 8)):
+        result = translate_image(image, network, tile, mode=mode, out=_float_out(image))
+        np.testing.assert_allclose(result, expected, atol=2e-5)
+
+
+def test_image_statistics_reach_layers_behind_a_downsampling():
+    """Owned regions are mapped to each layer's resolution: a stride-2 convolution, a norm at
+    half resolution, nearest upsampling; tiles of 16 with overlap 4 (owned parts on even
+    pixels) give the one-pass statistics exactly."""
+    torch.manual_seed(0)
+    network = nn.Sequential(
+        nn.Conv2d(3, 4, 2, stride=2), nn.InstanceNorm2d(4), nn.Upsample(scale_factor=2),
+        nn.Conv2d(4, 3, 1),
+    ).eval()  # fmt: skip
+    image = smooth_image(48, 64)
+    whole = translate_image(image, network, None, mode="whole", stats="image",
+                            out=_float_out(image))  # fmt: skip
+    tiled = translate_image(image, network, 16, overlap=4, multiple=2, out=_float_out(image))
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)
+
+
+def test_statistics_choices_that_cannot_work_are_one_line_errors():
     image = random_image(20, 20)
-    with pytest.raises(TilingError, match="own statistics"):
-        translate_image(image, plain.eval(), 8)
-    with pytest.raises(TilingError, match="own statistics"):
-        translate_image(image, running.train(), 8)
-    assert translate_image(image, running.eval(), 8).shape == image.shape
-    assert translate_image(image, plain.eval(), 8, mode="whole").shape == image.shape
+    with pytest.raises(StatisticsError, match="no running statistics: use stats='image'"):
+        translate_image(image, nn.InstanceNorm2d(3).eval(), 8, stats="running")
+    with pytest.raises(StatisticsError, match=r"stats='mean': choose one of auto, image"):
+        translate_image(image, identity, 8, stats="mean")
+    with pytest.raises(TilingError, match=r"own statistics in 0 \(group norm\)"):
+        translate_image(image, nn.Sequential(nn.GroupNorm(1, 3)), 8)
+    assert translate_image(image, nn.GroupNorm(1, 3), 8, mode="whole").shape == image.shape
+
+
+def test_the_layers_are_restored_after_translating():
+    network, image = _normed_pointwise(), smooth_image(20, 20)
+    translate_image(image, network, 8)
+    assert all("forward" not in vars(m) for m in network.modules())
 
 
 def test_progress_bar_counts_tiles(capsys):

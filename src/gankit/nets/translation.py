@@ -8,13 +8,23 @@ has the input's size.
 
 Normalisation (``norm``) is one of
 
-- ``"instance"``: ``InstanceNorm2d(affine=True, track_running_stats=True)``. Training normalises
-  each image by its own statistics, as instance norm does (Ulyanov et al. 2016; CycleGAN's
-  choice), and keeps running averages of them; evaluation uses those running averages, so the
-  output at a pixel does not depend on which tile it was cut with (no per-tile statistics).
-- ``"batch"``: ``BatchNorm2d`` (pix2pix's choice): batch statistics in training, running
-  statistics in evaluation.
+- ``"instance"``: :class:`PerImageInstanceNorm2d`, instance norm (Ulyanov et al. 2016; CycleGAN's
+  choice) that normalises each image by its own statistics in training *and* evaluation, as the
+  reference code's ``InstanceNorm2d(track_running_stats=False)`` does (its ``get_norm_layer``),
+  so sample grids, exports and whole-image translation compute the function that was trained.
+  It also keeps running averages of those statistics (updated in training only, never used by
+  its own forward): they are what ``stats="running"`` of :mod:`gankit.translate` applies, and
+  they keep checkpoints written when evaluation used them (``track_running_stats=True``)
+  loadable as they are.
+- ``"batch"``: :class:`PerImageBatchNorm2d` (pix2pix's choice): batch statistics in training;
+  in evaluation each image is normalised by its own statistics, the statistics of a test batch
+  of one (pix2pix section 3.3: "we apply batch normalization using the statistics of the test
+  batch"; the reference tests with batch size 1). Running averages are kept as for instance
+  norm.
 - ``"none"``: no normalisation.
+
+Tiles of a large image must not be normalised by their own statistics (seams):
+:mod:`gankit.translate.statistics` gives every layer the statistics of the whole image instead.
 
 Convolutions followed by a norm layer have no bias (the norm's shift replaces it, and a bias
 before a normalisation would get no gradient). Weights start from N(0, 0.02), norm scales from
@@ -35,13 +45,43 @@ Norm = Literal["instance", "batch", "none"]
 NORMS: tuple[str, ...] = get_args(Norm)
 
 
+class PerImageInstanceNorm2d(nn.InstanceNorm2d):
+    """(N, C, h, w) -> (N, C, h, w): instance norm with an affine map, each image normalised by
+    its own per-channel mean and (biased) variance over h x w in every mode; running averages
+    of them are updated in training mode only and never used here (module docstring)."""
+
+    per_image_at_eval = True  # read by gankit.translate.statistics (stats="auto")
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, affine=True, track_running_stats=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        running = (self.running_mean, self.running_var) if self.training else (None, None)
+        return F.instance_norm(x, *running, self.weight, self.bias, True, self.momentum, self.eps)
+
+
+class PerImageBatchNorm2d(nn.BatchNorm2d):
+    """(N, C, h, w) -> (N, C, h, w): batch norm in training mode (statistics over N, h, w,
+    running averages updated); in evaluation mode each image is normalised by its own
+    statistics over h x w, as a test batch of one (pix2pix section 3.3)."""
+
+    per_image_at_eval = True  # read by gankit.translate.statistics (stats="auto")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        self._check_input_dim(x)
+        return F.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
 def norm_layer(kind: Norm, channels: int) -> nn.Module:
-    """A normalisation of ``channels`` feature maps whose evaluation mode uses no per-image or
-    per-tile statistics (see the module docstring)."""
+    """A normalisation of ``channels`` feature maps that normalises each image by its own
+    statistics in evaluation mode (see the module docstring)."""
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True, track_running_stats=True)
+        return PerImageInstanceNorm2d(channels)
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return PerImageBatchNorm2d(channels)
     if kind == "none":
         return nn.Identity()
     raise ConfigError(f"model.norm={kind!r}; valid: {', '.join(NORMS)}")

@@ -1,6 +1,7 @@
 """Applying an image-to-image translator to images of any size (see :mod:`.tiling`)."""
 
 from gankit.translate.seams import border_lines, seam_score
+from gankit.translate.statistics import STATS, StatisticsError, normalisation
 from gankit.translate.tiling import (
     MODES,
     TilePlan,
@@ -15,10 +16,13 @@ from gankit.translate.tiling import (
 
 __all__ = [
     "MODES",
+    "STATS",
+    "StatisticsError",
     "TilePlan",
     "TilingError",
     "as_pixels",
     "border_lines",
+    "normalisation",
     "per_tile_normalisation",
     "plan_tiles",
     "reflect_indices",

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from gankit.translate.tiling import TilingError, _check_positive
+from gankit.translate.plan import TilingError, _check_positive
 
 _CHUNK_ROWS = 512  # rows read at a time, so an 8192 x 8192 image needs no float copy
 

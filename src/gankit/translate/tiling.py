@@ -20,19 +20,21 @@ translate an (H, W, C_in) image, :func:`translate_image`
    divided, quantised and written into the result (a preallocated array or ``np.memmap``), so
    the extra memory is O(tile * W * scale^2 * C), never a float copy of the whole image.
 
-What is blended is the translator's *output*, never its statistics: G must not normalise with
-statistics of the tile it sees (batch norm in training mode, instance norm without running
-statistics, group norm), because two tiles of the same image would then be normalised
-differently and each tile would get its own brightness and contrast; blending can hide such
-jumps over the overlap but not remove them. :func:`per_tile_normalisation` lists the layers
-at fault, and the tiled modes refuse a translator that has any.
+What is blended is the translator's *output*, never its statistics: a norm layer that
+normalised each tile by its own statistics would give every tile its own brightness and
+contrast (blending hides such jumps over the overlap, it does not remove them). For a torch
+translator (``network``) the tiled modes therefore give every batch and instance norm layer
+statistics that are the same for all tiles, by ``stats`` (:mod:`gankit.translate.statistics`):
+the whole image's, estimated in passes over the tiles and frozen (``image``), or the running
+averages of training (``running``); whole mode uses each image's own (``image``), exactly as
+a per-image layer trains. Group norm has no such treatment: :func:`per_tile_normalisation`
+lists it, and the tiled modes refuse it.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -40,184 +42,30 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gankit.errors import ConfigError
+from gankit.translate import statistics
+from gankit.translate.plan import (  # noqa: F401  (re-exported: the public tiling names)
+    TilePlan,
+    TilingError,
+    _check_positive,
+    _check_tile,
+    _resolve_overlap,
+    axis_weight_sum,
+    owned_regions,
+    per_tile_normalisation,
+    plan_tiles,
+    reflect_indices,
+    taper_window,
+)
 
 Mode = Literal["grid", "overlap", "whole"]
 MODES: tuple[str, ...] = ("grid", "overlap", "whole")
 Translator = Callable[[torch.Tensor], Any]  # (B, C_in, t, t) -> (B, C_out, t*s, t*s)
 _WHOLE_CHUNK_ROWS = 256  # rows of the whole-image output converted to uint8 at a time
-_BATCH_OR_INSTANCE_NORMS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
-
-
-class TilingError(ConfigError, ValueError):
-    """A bad argument to the tiling functions (one line, naming the argument)."""
-
-
-# --------------------------------------------------------------------------------------------
-# The tiling plan: where tiles lie and how the image is padded
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TilePlan:
-    """A grid of ``tile`` x ``tile`` tiles with stride ``tile - overlap`` over a padded image.
-
-    Coordinates are input pixels of the padded image: padded pixel p is image pixel
-    ``p - margin`` (reflected into the image when outside it). Tile (r, c) covers padded rows
-    ``[row_origins[r], row_origins[r] + tile)`` and the same for columns; the last tile of each
-    axis ends exactly at the padded size, which is at least ``size + 2 * margin``.
-    """
-
-    height: int  # image rows H
-    width: int  # image columns W
-    tile: int  # tile side T
-    overlap: int  # pixels shared by neighbouring tiles (0: grid)
-    margin: int  # reflected pixels before the image on the top and the left (= overlap)
-
-    @property
-    def stride(self) -> int:
-        return self.tile - self.overlap
-
-    def _count(self, size: int) -> int:
-        covered = size + 2 * self.margin
-        return 1 if covered <= self.tile else math.ceil((covered - self.tile) / self.stride) + 1
-
-    @property
-    def rows(self) -> int:
-        return self._count(self.height)
-
-    @property
-    def cols(self) -> int:
-        return self._count(self.width)
-
-    @property
-    def row_origins(self) -> np.ndarray:
-        return np.arange(self.rows) * self.stride
-
-    @property
-    def col_origins(self) -> np.ndarray:
-        return np.arange(self.cols) * self.stride
-
-    @property
-    def padded_height(self) -> int:
-        return (self.rows - 1) * self.stride + self.tile
-
-    @property
-    def padded_width(self) -> int:
-        return (self.cols - 1) * self.stride + self.tile
-
-
-def plan_tiles(height: int, width: int, tile: int, overlap: int = 0) -> TilePlan:
-    """The tiling of an H x W image used by :func:`translate_image` (``overlap`` 0: grid mode).
-
-    The seams of the result lie at the tile edges, in image coordinates
-    ``origin - margin`` and ``origin - margin + tile`` (times the scale): pass
-    ``offset=-plan.margin`` to :func:`gankit.translate.seams.seam_score`.
-    """
-    _check_tile(tile, overlap)
-    return TilePlan(height, width, tile, overlap, margin=overlap)
-
-
-def reflect_indices(positions: np.ndarray, size: int) -> np.ndarray:
-    """Indices into an axis of ``size`` pixels for any integer ``positions``, by reflection
-    about the first and last pixel without repeating them (NumPy's "reflect"), repeated as
-    often as needed: for size 3, positions -2..5 -> 2 1 0 1 2 1 0 1. Size 1 -> all 0."""
-    if size == 1:
-        return np.zeros_like(positions)
-    period = 2 * (size - 1)
-    folded = np.mod(positions, period)
-    return np.where(folded >= size, period - folded, folded)
-
-
-# --------------------------------------------------------------------------------------------
-# Blending weights
-# --------------------------------------------------------------------------------------------
-
-
-def taper_window(tile: int, overlap: int, scale: int = 1) -> np.ndarray:
-    """The 1-D blending window over a tile's output: (tile * scale,) float64 in (0, 1].
-
-    Flat (1) in the middle; over the ``overlap * scale`` output pixels at each end it rises as
-    a raised cosine, ``sin^2(pi/2 * (i + 0.5) / R)`` at pixel i of a ramp of R pixels. The
-    falling ramp of one tile and the rising ramp of the next tile lie on the same R pixels and
-    add up to ``cos^2 + sin^2 = 1``, so on the inside of the tiling the weights already sum to
-    one (the division in :func:`translate_image` then only corrects float rounding and the
-    outer ramps, which lie in the padding). The half-pixel offset keeps every weight positive,
-    so the weight sum is never zero. ``overlap`` 0: all ones (grid mode).
-    """
-    window = np.ones(tile * scale)
-    ramp = overlap * scale
-    if ramp:
-        rising = np.sin(0.5 * np.pi * (np.arange(ramp) + 0.5) / ramp) ** 2
-        window[:ramp] = rising
-        window[-ramp:] = rising[::-1]
-    return window
-
-
-def axis_weight_sum(start: int, stop: int, origins: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Sum of the windows of the tiles at output ``origins`` over output pixels [start, stop):
-    (stop - start,) float64. The 2-D weight sum of a separable window on a product grid is the
-    outer product of the two axes' sums, so this is all the normaliser needs."""
-    total = np.zeros(stop - start)
-    for origin in origins:
-        lo, hi = max(start, origin), min(stop, origin + len(window))
-        if lo < hi:
-            total[lo - start : hi - start] += window[lo - origin : hi - origin]
-    return total
-
-
-def per_tile_normalisation(translator: Any) -> list[str]:
-    """Names of the layers of a torch translator that would normalise each tile with its own
-    statistics in the module's current mode (batch norm in training mode or without running
-    statistics, instance norm likewise, group norm); [] for other callables."""
-    if not isinstance(translator, nn.Module):
-        return []
-    found = []
-    for name, module in translator.named_modules():
-        batch_or_instance = isinstance(module, _BATCH_OR_INSTANCE_NORMS)
-        uses_own_statistics = module.training or not getattr(module, "track_running_stats", True)
-        if isinstance(module, nn.GroupNorm) or (batch_or_instance and uses_own_statistics):
-            found.append(name or type(module).__name__)
-    return found
 
 
 # --------------------------------------------------------------------------------------------
 # Argument checks and pixel conversions
 # --------------------------------------------------------------------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if not _is_int(value) or value < 1:
-        raise TilingError(f"{name}={value!r}: must be an integer >= 1")
-
-
-def _check_tile(tile: Any, overlap: Any) -> None:
-    _check_positive("tile", tile)
-    if not _is_int(overlap) or not 0 <= overlap <= tile // 2:
-        raise TilingError(
-            f"overlap={overlap!r}: must be an integer in [0, tile // 2] = [0, {tile // 2}] "
-            "(a pixel may then lie in at most two tiles per axis, whose ramps sum to one)"
-        )
-
-
-def _resolve_overlap(mode: str, tile: Any, overlap: Any) -> int:
-    """The overlap a tiled mode uses: default tile // 4, at least 1, in overlap mode."""
-    if mode == "grid":
-        if overlap not in (None, 0):
-            raise TilingError(f"overlap={overlap!r}: grid mode has no overlap; use mode='overlap'")
-        return 0
-    _check_positive("tile", tile)
-    if tile < 2:
-        raise TilingError(f"tile={tile}: overlap mode needs tile >= 2; use mode='grid'")
-    overlap = max(1, tile // 4) if overlap is None else overlap
-    if _is_int(overlap) and overlap == 0:
-        raise TilingError("overlap=0: overlap mode needs overlap >= 1; use mode='grid'")
-    _check_tile(tile, overlap)
-    return int(overlap)
 
 
 def as_pixels(image: Any) -> np.ndarray:
@@ -307,6 +155,21 @@ class _Band:
         self.top += count
 
 
+def _row_tiles(
+    pixels: np.ndarray, plan: TilePlan, row: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(column indices, tiles (B, C_in, T, T) float32) for one row of tiles, ``batch_size``
+    tiles at a time, read from a strip (C_in, T, padded width) of the image."""
+    top = row * plan.stride
+    image_rows = reflect_indices(np.arange(top, top + plan.tile) - plan.margin, plan.height)
+    image_columns = reflect_indices(np.arange(plan.padded_width) - plan.margin, plan.width)
+    strip = _to_float(pixels[image_rows][:, image_columns])
+    for first in range(0, plan.cols, batch_size):
+        columns = np.arange(first, min(first + batch_size, plan.cols))
+        x0 = plan.col_origins[columns]
+        yield columns, np.stack([strip[:, :, x : x + plan.tile] for x in x0])
+
+
 def _translated_row(
     pixels: np.ndarray,
     translator: Translator,
@@ -317,17 +180,35 @@ def _translated_row(
     batch_size: int,
     device: Any,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(column origins, weighted outputs (B, C_out, T*s, T*s) float32) for one row of tiles,
-    ``batch_size`` tiles at a time, read from a strip (C_in, T, padded width) of the image."""
-    top = row * plan.stride
-    image_rows = reflect_indices(np.arange(top, top + plan.tile) - plan.margin, plan.height)
-    image_columns = reflect_indices(np.arange(plan.padded_width) - plan.margin, plan.width)
-    strip = _to_float(pixels[image_rows][:, image_columns])
-    for first in range(0, plan.cols, batch_size):
-        xs = plan.col_origins[first : first + batch_size]
-        tiles = np.stack([strip[:, :, x : x + plan.tile] for x in xs])
+    """(column origins, weighted outputs (B, C_out, T*s, T*s) float32) for one row of tiles."""
+    for columns, tiles in _row_tiles(pixels, plan, row, batch_size):
         outputs = _run(translator, tiles, device, plan.tile * scale)
-        yield xs, (outputs * window_2d.to(outputs.device)).cpu().numpy()
+        yield plan.col_origins[columns], (outputs * window_2d.to(outputs.device)).cpu().numpy()
+
+
+def _image_statistics(
+    pixels: np.ndarray,
+    translator: Translator,
+    network: nn.Module,
+    stats: str,
+    plan: TilePlan,
+    scale: int,
+    batch_size: int,
+    device: Any,
+    advance: Callable[[int], None],
+) -> statistics.Frozen:
+    """The whole image's statistics for every norm layer of ``network`` taking image
+    statistics, estimated from the tiles of ``plan`` (see :mod:`gankit.translate.statistics`)."""
+
+    def run_tiles(collector: statistics.StatisticsCollector) -> None:
+        for row in range(plan.rows):
+            for columns, tiles in _row_tiles(pixels, plan, row, batch_size):
+                collector.set_regions(owned_regions(plan, row, columns), (plan.tile,) * 2)
+                with contextlib.suppress(statistics.StopForward):
+                    _run(translator, tiles, device, plan.tile * scale)
+                advance(len(columns))
+
+    return statistics.estimate_image_statistics(network, stats, run_tiles)
 
 
 def _write_finished(
@@ -440,13 +321,18 @@ def translate_image(
     device: str | torch.device = "cpu",  # where tiles are sent (the translator's device)
     progress: bool | Callable[[int, int], None] = False,  # a tqdm bar, or (done, total) calls
     out: np.ndarray | None = None,  # (H*scale, W*scale, C_out) uint8 or float32; None: new
+    stats: statistics.Stats = "auto",  # auto | image | running (gankit.translate.statistics)
+    network: nn.Module | None = None,  # whose norm layers ``stats`` sets; None: translator's
 ) -> np.ndarray:
     """Translate an image of any size: (H, W, C_in) uint8 -> (H*scale, W*scale, C_out) uint8.
 
     ``image``: (H, W, C_in) uint8 array (or memmap, or PIL image), any H, W >= 1.
     ``translator``: (B, C_in, t, t) float32 in [-1, 1] -> (B, C_out, t*scale, t*scale) in
-    [-1, 1]; called under ``torch.inference_mode`` on tensors on ``device``; a torch module
-    must be in eval mode with no per-tile normalisation (see the module docstring).
+    [-1, 1]; called under ``torch.inference_mode`` on tensors on ``device``. The batch and
+    instance norm layers of ``network`` (the translator itself when it is a torch module)
+    normalise with ``stats`` (module docstring): in the tiled modes with ``image`` the whole
+    image's statistics are first estimated from the tiles (the progress then counts
+    one more (partial) pass over them per such layer).
 
     Modes: ``grid`` cuts the image into ``tile`` x ``tile`` tiles side by side (the seed
     method: seams show where the translator's borders differ); ``overlap`` (default) blends
@@ -463,25 +349,28 @@ def translate_image(
     pixels = as_pixels(image)
     if mode not in MODES:
         raise TilingError(f"mode={mode!r}: choose one of {', '.join(MODES)}")
+    statistics.check_stats(stats)
     for name, value in (("scale", scale), ("multiple", multiple), ("batch_size", batch_size)):
         _check_positive(name, value)
     height, width = pixels.shape[:2]
+    if network is None and isinstance(translator, nn.Module):
+        network = translator
     if out is not None:  # C_out is checked once the translator has said it
         _output_array(out, (height * scale, width * scale, out.shape[-1] if out.ndim else 0))
     if mode == "whole":
         if overlap is not None:
             raise TilingError(f"overlap={overlap!r}: whole mode has no tiles; leave it None")
-        return _translate_whole(pixels, translator, scale, multiple, device, out)
+        with statistics.normalisation(network, stats):
+            return _translate_whole(pixels, translator, scale, multiple, device, out)
     overlap = _resolve_overlap(mode, tile, overlap)
     if tile % multiple:
         raise TilingError(f"tile={tile}: the translator takes multiples of {multiple}")
-    if faulty := per_tile_normalisation(translator):
-        raise TilingError(
-            f"translator normalises each tile by its own statistics in "
-            f"{', '.join(faulty[:3])}: call .eval() / use running statistics"
-        )
+    if faulty := per_tile_normalisation(network):
+        raise TilingError(f"translator normalises each tile by its own statistics in "
+                          f"{', '.join(faulty[:3])} (group norm): use mode='whole'")  # fmt: skip
     plan = plan_tiles(height, width, tile, overlap)
-    total, done = plan.rows * plan.cols, 0
+    stages = statistics.image_statistics_stages(network, stats)
+    total, done = (stages + 1) * plan.rows * plan.cols, 0
     report = progress if callable(progress) else None
     with tqdm(total=total, disable=report is not None or not progress, unit="tile") as bar:
 
@@ -494,4 +383,10 @@ def translate_image(
 
         if report is not None:
             report(0, total)
-        return _translate_tiled(pixels, translator, plan, scale, batch_size, device, advance, out)
+        frozen = None
+        if stages:
+            frozen = _image_statistics(pixels, translator, network, stats, plan, scale,
+                                       batch_size, device, advance)  # fmt: skip
+        with statistics.normalisation(network, stats, frozen):
+            return _translate_tiled(pixels, translator, plan, scale, batch_size, device,
+                                    advance, out)  # fmt: skip
