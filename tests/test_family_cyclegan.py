@@ -1,9 +1,10 @@
 """CycleGAN (Zhu et al. 2017): networks of appendix 7.2, every term of eq. 3 and section 5.2, the
-image pool, the LR schedule, exact resume, tiles without per-tile statistics, and (slow) that
-unpaired training on digits-edges learns edge maps."""
+image pool, the LR schedule, exact resume, per-image statistics (tiles: the image's), and (slow)
+that unpaired training on digits-edges learns edge maps."""
 
 from __future__ import annotations
 
+import copy
 import time
 from itertools import pairwise
 
@@ -18,6 +19,7 @@ from gankit.nets.translation import PatchGANDiscriminator, ResidualBlock, ResNet
 from gankit.objectives.cyclegan import CycleGAN, ImagePool
 from gankit.resolve import build_config
 from gankit.training import Trainer
+from gankit.translate import normalisation
 from tests.conftest import tiny_config
 from tests.net_helpers import Recorder, held_out_digits_and_edges, parameters_of
 
@@ -117,9 +119,10 @@ def test_a_patchgan_too_large_for_the_resolution_is_a_one_line_error():
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch"])
-def test_evaluation_uses_no_per_image_statistics_so_tiles_agree(norm, tmp_path):
-    """A crop's translation equals the same crop of the whole image's translation wherever the
-    receptive field stays inside the crop: no statistic of the tile is used in eval mode."""
+def test_evaluation_normalises_each_image_by_itself_as_in_training(norm, tmp_path):
+    """The reference's InstanceNorm2d(track_running_stats=False) (and pix2pix's test batch of
+    one): in evaluation each image gets its own statistics, as a training batch of one does;
+    the running averages (moved by training) are kept but unused."""
     trainer = Trainer(_config(norm=norm, data={"resolution": 32}), tmp_path)
     trainer.train_step()  # running statistics away from their initial (0, 1)
     generator = trainer.objective.networks["generator"]
@@ -127,14 +130,62 @@ def test_evaluation_uses_no_per_image_statistics_so_tiles_agree(norm, tmp_path):
     assert norms and all(not torch.equal(n.running_mean, torch.zeros_like(n.running_mean))
                          for n in norms)  # fmt: skip
     torch.manual_seed(1)
+    images = torch.rand(2, 1, 48, 48) * 2 - 1
+    with torch.no_grad():
+        evaluated = generator.eval()(images)
+        alone = copy.deepcopy(generator).train()(images[1:])  # a training batch of one
+        torch.testing.assert_close(evaluated[1:], alone, atol=1e-5, rtol=0)
+        with normalisation(generator, "running"):  # the running averages: another function
+            assert (generator(images) - evaluated).abs().max() > 1e-2
+
+
+def test_tiles_with_the_images_statistics_agree_with_the_whole_image(tmp_path):
+    """With the whole image's statistics frozen, a crop's translation equals the same crop of
+    the whole translation wherever the receptive field stays inside the crop."""
+    trainer = Trainer(_config(data={"resolution": 32}), tmp_path)
+    trainer.train_step()
+    generator = trainer.objective.networks["generator"].eval()
+    torch.manual_seed(1)
     image = torch.rand(1, 1, 96, 96) * 2 - 1
     crop = image[..., 32:, 32:]  # shares the bottom and right borders with the image
+    layers = [m for m in generator.modules() if isinstance(m, nn.InstanceNorm2d)]
     with torch.no_grad():
-        whole, tile = generator.eval()(image), generator(crop)
+        stages: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def record(layer: nn.Module, args: tuple[torch.Tensor]) -> None:
+            stages[layer] = (args[0].mean((0, 2, 3)), args[0].var((0, 2, 3), unbiased=False))
+
+        hooks = [layer.register_forward_pre_hook(record) for layer in layers]
+        whole = generator(image)
+        for hook in hooks:
+            hook.remove()
+        with normalisation(generator, "image", stages):
+            tile = generator(crop)
         torch.testing.assert_close(tile[..., 32:, 32:], whole[..., 64:, 64:], atol=1e-5, rtol=0)
-        # The check can fail: in training mode each input is normalised by its own statistics.
-        whole, tile = generator.train()(image), generator(crop)
-        assert (tile[..., 32:, 32:] - whole[..., 64:, 64:]).abs().max() > 1e-3
+        # The check can fail: the crop normalised by its own statistics.
+        assert (generator(crop)[..., 32:, 32:] - whole[..., 64:, 64:]).abs().max() > 1e-3
+
+
+def test_weights_written_with_running_statistics_in_evaluation_still_load(monkeypatch):
+    """Checkpoints and exports of the previous instance norm (track_running_stats=True, used in
+    evaluation) hold running_mean / running_var: they load as they are, are kept, and are
+    what stats="running" applies, giving the old evaluation output exactly."""
+    from gankit.nets import translation
+
+    def old_norm(kind: str, channels: int) -> nn.Module:
+        return nn.InstanceNorm2d(channels, affine=True, track_running_stats=True)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(translation, "norm_layer", old_norm)
+        old = ResNetTranslator(1, 1, width=4, n_blocks=1)
+    old.train()(torch.rand(4, 1, 16, 16))  # running averages away from (0, 1)
+    new = ResNetTranslator(1, 1, width=4, n_blocks=1)
+    new.load_state_dict(old.state_dict())  # strict: the same keys
+    images = torch.rand(2, 1, 24, 24) * 2 - 1
+    with torch.no_grad():
+        with normalisation(new.eval(), "running"):
+            torch.testing.assert_close(new(images), old.eval()(images))
+        assert (new(images) - old(images)).abs().max() > 1e-3  # now: each image by itself
 
 
 # --------------------------------------------------------------------------------------------------

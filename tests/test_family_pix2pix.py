@@ -4,6 +4,7 @@ learns digit edge maps far better than the baselines."""
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from gankit.nets.translation import EvalDropout, UNetTranslator, unet_depth
 from gankit.objectives.pix2pix import Pix2Pix
 from gankit.resolve import build_config
 from gankit.training import Trainer
+from gankit.translate import normalisation
 from tests.conftest import tiny_config
 from tests.net_helpers import Recorder, held_out_digits_and_edges, parameters_of
 
@@ -88,24 +90,27 @@ def test_translate_keeps_the_size_of_non_square_and_odd_images():
         assert objective.translate(images).shape == (2, 1, height, width)
 
 
-def test_evaluation_is_deterministic_and_has_no_per_tile_statistics(tmp_path):
+def test_evaluation_uses_the_test_batchs_statistics_each_image_alone(tmp_path):
+    """Section 3.3: batch norm at test time with the statistics of the test batch, a batch of
+    one (the reference tests one image at a time): each image normalised by its own statistics,
+    whatever else is in the batch, and no dropout (deterministic)."""
     trainer = Trainer(_config(data={"resolution": 32}), tmp_path)
-    trainer.train_step()
+    trainer.train_step()  # running statistics away from (0, 1): evaluation must not use them
     generator = trainer.objective.networks["generator"].eval()
     torch.manual_seed(1)
-    image = torch.rand(1, 1, 128, 128) * 2 - 1
-    crop = image[..., 64:, 64:]  # shares the bottom and right borders with the image
+    images = torch.rand(3, 1, 32, 32) * 2 - 1
     with torch.no_grad():
-        whole = generator(image)
-        assert torch.equal(whole, generator(image))  # no dropout in evaluation
-        torch.testing.assert_close(
-            generator(crop)[..., 48:, 48:], whole[..., 112:, 112:], atol=1e-5, rtol=0
-        )
-        # The check can fail: in training mode batch norm uses the tile's own statistics.
-        generator.train()
-        assert (
-            generator(crop)[..., 48:, 48:] - generator(image)[..., 112:, 112:]
-        ).abs().max() > 1e-3
+        together = generator(images)
+        assert torch.equal(together, generator(images))  # no dropout in evaluation
+        reference = copy.deepcopy(generator).train()
+        for module in reference.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+        for i in range(3):  # a training-mode batch norm over a batch of one image
+            torch.testing.assert_close(together[i : i + 1], reference(images[i : i + 1]),
+                                       atol=1e-5, rtol=0)  # fmt: skip
+        with normalisation(generator, "running"):  # the running averages: another function
+            assert (generator(images) - together).abs().max() > 1e-2
 
 
 def test_eval_dropout_keeps_the_papers_test_time_noise():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import gankit
@@ -27,9 +28,11 @@ def test_translate_image_keeps_any_size_in_every_mode(translator_run):
     results = {mode: loaded.translate_image(rgb, mode=mode) for mode in modes}
     for result in results.values():
         assert result.shape == (37, 53, 1) and result.dtype == np.uint8  # digits: 1 channel
-    # away from the borders, blended tiles agree with a single pass over the whole image
+    # away from the borders, blended tiles agree with a single pass over the whole image (both
+    # with running statistics: the tiling alone; image statistics: tests/test_tiling.py)
     middle = (slice(12, 25), slice(16, 37))
-    difference = np.abs(results["overlap"][middle].astype(int) - results["whole"][middle])
+    overlap, whole = (loaded.translate_image(rgb, mode=m, stats="running") for m in modes[::2])
+    difference = np.abs(overlap[middle].astype(int) - whole[middle])
     assert difference.mean() < 8
 
 
@@ -68,3 +71,24 @@ def test_translate_refuses_what_it_cannot_do_in_one_line(translator_run, tmp_pat
         assert result.returncode == 2, result.stderr
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("gankit: error:") and message in line, line
+
+
+def test_the_statistics_choice_reaches_the_api_and_the_cli(translator_run, tmp_path):
+    """CycleGAN's default (auto) is the image's statistics: whole mode equals ``translate``
+    (each image by itself); ``--stats running`` applies the running averages instead."""
+    loaded = gankit.load(translator_run)
+    gray = np.random.default_rng(1).integers(0, 256, (40, 48, 1), dtype=np.uint8)
+    whole = loaded.translate_image(gray, mode="whole")
+    one_pass = loaded.translate(torch.from_numpy(gray.transpose(2, 0, 1)[None] / 127.5 - 1))
+    expected = ((one_pass[0].numpy().transpose(1, 2, 0) + 1) * 127.5).round().clip(0, 255)
+    assert np.abs(whole.astype(int) - expected).max() <= 1
+    assert np.array_equal(loaded.translate_image(gray, mode="whole", stats="image"), whole)
+    source = tmp_path / "x.png"
+    Image.fromarray(gray[..., 0]).save(source)
+    outputs = {}
+    for stats in ("image", "running"):
+        result = run_gankit("translate", str(translator_run), str(source), "--stats", stats,
+                            "--out", str(tmp_path / stats))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        outputs[stats] = np.asarray(Image.open(tmp_path / stats / "x.png"), dtype=int)
+    assert np.abs(outputs["image"] - outputs["running"]).max() > 2

@@ -146,6 +146,7 @@ def run_translate(
     device: str = "cpu",
     max_pixels: int = TRANSLATE_MAX_PIXELS,
     progress: bool = True,
+    stats: str = "auto",  # auto | image | running (gankit.translate.statistics)
 ) -> tuple[list[Translated], list[tuple[Path, str]]]:
     """Translate an image or every image in a folder with the translator of ``run``; outputs are
     ``out_dir/<name>.png``. Returns (done, skipped as (path, reason)); a single image that fails
@@ -179,7 +180,8 @@ def run_translate(
             image = read_translation_input(image_path, labels, max_pixels)
             start = time.perf_counter()
             result = loaded.translate_image(image, mode=mode, tile=tile, overlap=overlap,
-                                            batch_size=batch_size, progress=progress)  # fmt: skip
+                                            batch_size=batch_size, progress=progress,
+                                            stats=stats)  # fmt: skip
             seconds = time.perf_counter() - start
         except GankitError as exc:
             if len(inputs) == 1:
