@@ -218,8 +218,8 @@ class StatisticsCollector:
             raise StatisticsError("the norm layers are not reached in the same order per tile")
         scale_y, scale_x = x.shape[2] / self.input_size[0], x.shape[3] / self.input_size[1]
         for i, (top, bottom, left, right) in enumerate(self.regions):
-            rows = slice(round(top * scale_y), round(bottom * scale_y))
-            columns = slice(round(left * scale_x), round(right * scale_x))
+            rows = _scaled_span(top, bottom, scale_y, x.shape[2])
+            columns = _scaled_span(left, right, scale_x, x.shape[3])
             part = x[i, :, rows, columns].detach().flatten(1)
             if part.shape[1]:
                 self.moments.add(part)
@@ -255,3 +255,14 @@ def estimate_image_statistics(network: nn.Module, stats: str, run_tiles) -> Froz
             run_tiles(collector)
         if not collector.finish():
             return frozen
+
+
+def _scaled_span(start: int, stop: int, scale: float, size: int) -> slice:
+    """The pixels [start, stop) of the tile input at a layer ``scale`` times its size; a
+    non-empty span keeps at least one pixel there (a 1-pixel strip of an image still owns a row
+    of a downsampled layer), an empty one stays empty."""
+    first, last = round(start * scale), round(stop * scale)
+    if stop > start and last <= first:
+        first = min(first, size - 1)
+        last = first + 1
+    return slice(first, last)
