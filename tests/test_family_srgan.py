@@ -354,10 +354,11 @@ SLOW_OVERRIDES = [
 
 @pytest.mark.slow
 def test_srgan_upscales_held_out_digits_better_than_bicubic(tmp_path):
-    """The mnist-bundled preset for 2000 steps (1000 of them MSE-only pretraining): 32x32 digits
-    from 8x8 ones. Measured (torch 2.13 CPU, 2 cores): PSNR 22.62 dB, SSIM 0.918 on the 1000
-    held-out digits; bicubic upsampling 15.99 dB, 0.510. About 4 minutes on 2 free cores
-    (0.12 s per step); the measured run took 47 minutes on a machine shared with 3 other jobs."""
+    """The mnist-bundled preset for 2000 steps (1000 of them MSE-only pretraining, without D):
+    32x32 digits from 8x8 ones. Measured (torch 2.13 CPU, 2 cores, one thread): PSNR 22.71 dB,
+    SSIM 0.919 on the 1000 held-out digits (22.62 dB, 0.918 when D also trained during the
+    pretraining); bicubic upsampling 15.99 dB, 0.510. About 4 minutes (238 s) on a machine
+    shared with other jobs; 47 minutes once on one shared with 3 other jobs."""
     cfg = build_config(
         load_yaml(preset_path("srgan", "mnist-bundled")),
         [*SLOW_OVERRIDES, "train.steps=2000"],
