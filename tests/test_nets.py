@@ -48,6 +48,63 @@ def test_dcgan_fully_connected_layers_are_the_infogan_mnist_networks():
     assert set(plain.state_dict()) < set(generator.state_dict())
 
 
+def _activations(network: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in network.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))]
+
+
+def test_dcgan_generator_uses_relu_and_the_discriminator_leaky_relu():
+    """Radford et al. 2015, section 3: ReLU in G (tanh output), LeakyReLU in D; InfoGAN's FC
+    layer (Chen et al. 2016, appendix C.1) is ReLU in G too. leaky_relu is an option for G."""
+    torch.manual_seed(0)
+    relu = DCGANGenerator(16, 28, 1, width=8, fc=32)
+    torch.manual_seed(0)
+    leaky = DCGANGenerator(16, 28, 1, width=8, fc=32, activation="leaky_relu")
+    relu_layers, leaky_layers = _activations(relu), _activations(leaky)
+    assert len(relu_layers) == len(leaky_layers) == 3  # FC, the 7x7 map, the 14x14 map
+    assert all(type(layer) is torch.nn.ReLU for layer in relu_layers)
+    assert all(type(layer) is torch.nn.LeakyReLU for layer in leaky_layers)
+    assert all(layer.negative_slope == 0.2 for layer in leaky_layers)
+    # The same parameters (an activation has none): old state dicts load into either.
+    assert {k: v.shape for k, v in relu.state_dict().items()} == {
+        k: v.shape for k, v in leaky.state_dict().items()
+    }
+    leaky.load_state_dict(relu.state_dict())
+    seen: dict[str, torch.Tensor] = {}
+    for name, generator in (("relu", relu), ("leaky", leaky)):  # FC -> BN -> activation
+        bn, act = generator.hidden[1], generator.hidden[2]
+        bn.register_forward_hook(lambda m, i, out, name=name: seen.update({name + "_in": out}))
+        act.register_forward_hook(lambda m, i, out, name=name: seen.update({name: out}))
+    z = torch.randn(8, 16)
+    assert not torch.equal(relu(z), leaky(z))
+    torch.testing.assert_close(seen["relu_in"], seen["leaky_in"])
+    pre = seen["relu_in"]
+    assert pre.min() < 0
+    torch.testing.assert_close(seen["relu"], pre.clamp(min=0))
+    torch.testing.assert_close(seen["leaky"], torch.where(pre > 0, pre, 0.2 * pre))
+    discriminator = DCGANDiscriminator(28, 1, width=8, fc=32)
+    assert [type(layer) for layer in _activations(discriminator)] == [torch.nn.LeakyReLU] * 3
+    with pytest.raises(ConfigError, match="relu or leaky_relu"):
+        DCGANGenerator(16, 28, 1, activation="elu")  # type: ignore[arg-type]
+
+
+def test_dcgan_at_64_pixels_is_the_papers_1024_channel_generator():
+    """Radford et al. 2015, figure 1: 4x4x1024 -> 8x8x512 -> 16x16x256 -> 32x32x128 -> 64x64x3
+    at the default width; D with width 128 mirrors it (Newmu/dcgan_code: ndf = 128)."""
+    generator = DCGANGenerator(100, 64, 3)
+    assert generator.start_shape == (1024, 4, 4)
+    assert generator.project.out_features == 1024 * 4 * 4
+    convolutions = [m for m in generator.blocks if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels) for c in convolutions] == [
+        (1024, 512), (512, 256), (256, 128), (128, 3)
+    ]  # fmt: skip
+    discriminator = DCGANDiscriminator(64, 3, width=128)
+    convolutions = [m for m in discriminator.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convolutions] == [128, 256, 512, 1024]
+    assert discriminator.to_logit.in_features == 1024 * 4 * 4
+    capped = DCGANGenerator(100, 64, 3, max_channels=512)  # configs saved before: 4x4x512
+    assert capped.start_shape == (512, 4, 4)
+
+
 @pytest.mark.parametrize("resolution", [30, 9, 4])
 def test_dcgan_rejects_resolutions_it_cannot_build(resolution):
     with pytest.raises(ConfigError, match=f"data.resolution={resolution}"):

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError, GankitError
 from gankit.losses import (
     bce_discriminator_loss,
@@ -14,6 +15,7 @@ from gankit.losses import (
     non_saturating_generator_loss,
 )
 from gankit.objectives import OBJECTIVES
+from gankit.resolve import build_config
 from gankit.training import Trainer
 from tests.conftest import tiny_config
 from tests.tiny_models import PARTIAL_UPDATES
@@ -140,3 +142,53 @@ def test_each_family_resumes_bit_identically_and_exports(family, tmp_path):
     images = loaded.sample(3, seed=1)
     assert images.shape[0] == 3 and images.min() >= -1 and images.max() <= 1
     assert torch.equal(images, loaded.sample(3, seed=1))
+
+
+# Families whose generator is DCGAN's, with the overrides that select it.
+DCGAN_GENERATORS = {
+    "dcgan": (),
+    "lsgan": (),
+    "wgan": (),
+    "wgan-gp": (),
+    "cgan": ("model.architecture=conv", "model.g_width=4", "model.d_width=4", "data.resolution=16"),
+}
+
+
+def _activation_types(network: torch.nn.Module) -> list[type]:
+    return [
+        type(m) for m in network.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))
+    ]
+
+
+@pytest.mark.parametrize("family", sorted(DCGAN_GENERATORS))
+def test_dcgan_generators_use_relu_unless_model_g_activation_says_leaky_relu(family):
+    """Radford et al. 2015, section 3: ReLU in G, LeakyReLU in D; model.g_activation=leaky_relu
+    puts LeakyReLU(0.2) in G and leaves D (or the critic) as it is."""
+    overrides = DCGAN_GENERATORS[family]
+    default = OBJECTIVES.get(family)(tiny_config(family, *overrides), num_classes=10)
+    leaky_cfg = tiny_config(family, *overrides, "model.g_activation=leaky_relu")
+    leaky = OBJECTIVES.get(family)(leaky_cfg, num_classes=10)
+    assert default.model_cfg.g_activation == "relu"
+    relu_types = _activation_types(default.networks["generator"])
+    leaky_types = _activation_types(leaky.networks["generator"])
+    assert relu_types and set(relu_types) == {torch.nn.ReLU}
+    assert leaky_types == [torch.nn.LeakyReLU] * len(relu_types)
+    (judge,) = set(default.networks) - {"generator"}
+    assert set(_activation_types(default.networks[judge])) == {torch.nn.LeakyReLU}
+    assert _activation_types(default.networks[judge]) == _activation_types(leaky.networks[judge])
+    assert default.networks["generator"].state_dict().keys() == (
+        leaky.networks["generator"].state_dict().keys()
+    )
+
+
+def test_dcgan_default_preset_at_64_pixels_has_the_papers_channels():
+    """configs/dcgan/default.yaml (64 px): G 4x4x1024 -> 512 -> 256 -> 128 (Radford et al. 2015,
+    figure 1) and D 128 -> 256 -> 512 -> 4x4x1024 (Newmu/dcgan_code, ndf = 128)."""
+    cfg = build_config(load_yaml(preset_path("dcgan", "default")), family="dcgan")
+    networks = OBJECTIVES.get("dcgan")(cfg).networks
+    generator, discriminator = networks["generator"], networks["discriminator"]
+    assert cfg.data.resolution == 64 and generator.start_shape == (1024, 4, 4)
+    g_convs = [m for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    d_convs = [m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in g_convs] == [512, 256, 128, 3]
+    assert [c.out_channels for c in d_convs] == [128, 256, 512, 1024]

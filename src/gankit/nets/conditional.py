@@ -7,7 +7,8 @@ The label y enters both networks as a one-hot vector: G(z, y) and D(x, y). Two a
   paper's D uses maxout units; here LeakyReLU(0.2) + dropout, and the image output is tanh (images
   in [-1, 1]) instead of sigmoid.
 - ``conv``: DCGAN networks (Radford et al. 2015) with y concatenated to z in G and broadcast to
-  K constant feature maps concatenated to the image channels in D.
+  K constant feature maps concatenated to the image channels in D; ReLU in G (LeakyReLU(0.2) as an
+  option) and LeakyReLU(0.2) in D, as DCGAN's (see nets.dcgan).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator, GeneratorActivation
 
 
 def one_hot(labels: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
@@ -96,12 +97,18 @@ class ConditionalConvGenerator(nn.Module):
         resolution: int,  # side R (s0 * 2**k, see nets.dcgan)
         channels: int,  # image channels C
         width: int = 64,  # DCGAN generator width
-        max_channels: int = 512,  # cap on any layer's channels
+        max_channels: int = 1024,  # cap on any layer's channels
+        activation: GeneratorActivation = "relu",  # G's hidden activation (DCGAN: ReLU)
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.body = DCGANGenerator(
-            latent_dim + num_classes, resolution, channels, width, max_channels
+            latent_dim + num_classes,
+            resolution,
+            channels,
+            width,
+            max_channels,
+            activation=activation,
         )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -120,7 +127,7 @@ class ConditionalConvDiscriminator(nn.Module):
         channels: int,  # image channels C
         num_classes: int,  # K
         width: int = 64,  # DCGAN discriminator width
-        max_channels: int = 512,  # cap on any layer's channels
+        max_channels: int = 1024,  # cap on any layer's channels
     ) -> None:
         super().__init__()
         self.num_classes = num_classes

@@ -9,8 +9,9 @@ section 3). Labels are required (a labelled data source).
 Networks (``architecture``): ``mlp`` = the paper's MNIST model (section 4.1: z ~ U[0, 1]^100 and
 y mapped to 200 and 1000 ReLU units, joined in 1200; D: 240 and 50 units joined in 240, dropout
 0.5), with LeakyReLU instead of maxout in D and a tanh output; ``conv`` = DCGAN networks with y
-concatenated to z and to the image channels (see nets/conditional.py). The paper trains with SGD
-(lr 0.1 decayed to 1e-6, momentum 0.5 -> 0.7, batch 100); the presets use Adam 2e-4, beta1 0.5.
+concatenated to z and to the image channels (see nets/conditional.py; ReLU in G, LeakyReLU(0.2)
+with ``g_activation=leaky_relu``). The paper trains with SGD (lr 0.1 decayed to 1e-6, momentum
+0.5 -> 0.7, batch 100); the presets use Adam 2e-4, beta1 0.5.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gankit.nets.conditional import (
     ConditionalMLPDiscriminator,
     ConditionalMLPGenerator,
 )
+from gankit.nets.dcgan import GeneratorActivation
 from gankit.objectives.base import Batch, Objective, discriminator_accuracy, reject_conditions
 from gankit.objectives.registry import OBJECTIVES
 
@@ -46,6 +48,7 @@ class CGANConfig(ModelConfig):
     g_width: int = Field(64, ge=1)  # conv G: DCGAN generator width
     d_width: int = Field(64, ge=1)  # conv D: DCGAN discriminator width
     max_channels: int = Field(512, ge=1)  # conv: cap on the channels of any layer
+    g_activation: GeneratorActivation = "relu"  # conv G's hidden layers: ReLU (DCGAN) or leaky_relu
 
 
 @OBJECTIVES.register("cgan")
@@ -66,7 +69,13 @@ class CGAN(Objective):
         if m.architecture == "conv":
             return {
                 "generator": ConditionalConvGenerator(
-                    m.latent_dim, k, resolution, channels, m.g_width, m.max_channels
+                    m.latent_dim,
+                    k,
+                    resolution,
+                    channels,
+                    m.g_width,
+                    m.max_channels,
+                    activation=m.g_activation,
                 ),
                 "discriminator": ConditionalConvDiscriminator(
                     resolution, channels, k, m.d_width, m.max_channels

@@ -8,9 +8,10 @@ its fakes. b - c = 1 and b - a = 2 (e.g. a = -1, b = 1, c = 0, eq. 8) makes the 
 the Pearson chi^2 divergence (section 3.2.2); the default a = 0, b = 1, c = 1 (eq. 9) makes G
 produce samples as real as possible and is what the paper's experiments use.
 
-Networks: DCGAN's (Radford et al. 2015), D without a sigmoid; the paper's scene model (a deeper
-VGG-like network at 112 x 112, figure 3) is not reproduced. Optimiser (section 4.1): Adam, beta1 =
-0.5, lr 2e-4 (the paper raises it to 1e-3 for the LSUN scenes); one D step per G step.
+Networks: DCGAN's (Radford et al. 2015; ReLU in G, ``g_activation=leaky_relu`` an option), D
+without a sigmoid; the paper's scene model (a deeper VGG-like network at 112 x 112, figure 3) is
+not reproduced. Optimiser (section 4.1): Adam, beta1 = 0.5, lr 2e-4 (the paper raises it to 1e-3
+for the LSUN scenes); one D step per G step.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 from gankit.config import ModelConfig
 from gankit.losses import least_squares_discriminator_loss, least_squares_generator_loss
 from gankit.nets import DCGANDiscriminator, DCGANGenerator
+from gankit.nets.dcgan import GeneratorActivation
 from gankit.objectives.base import discriminator_accuracy
 from gankit.objectives.gan import GAN
 from gankit.objectives.registry import OBJECTIVES
@@ -29,9 +31,10 @@ from gankit.objectives.registry import OBJECTIVES
 
 class LSGANConfig(ModelConfig):
     latent_dim: int = Field(100, ge=1)  # length of z ~ N(0, I)
-    g_width: int = Field(64, ge=1)  # generator channels before the image layer; doubled upwards
+    g_width: int = Field(64, ge=1)  # G's last hidden map has 2 * g_width channels; doubled up
     d_width: int = Field(64, ge=1)  # discriminator channels of its first layer; doubled downwards
     max_channels: int = Field(512, ge=1)  # cap on the channels of any layer
+    g_activation: GeneratorActivation = "relu"  # G's hidden layers: ReLU (DCGAN) or leaky_relu 0.2
     a: float = 0.0  # D's target for generated images (eq. 2)
     b: float = 1.0  # D's target for real images
     c: float = 1.0  # the value G wants D to believe for its images
@@ -49,7 +52,12 @@ class LSGAN(GAN):
         channels, resolution, _ = self.image_shape
         return {
             "generator": DCGANGenerator(
-                m.latent_dim, resolution, channels, m.g_width, m.max_channels
+                m.latent_dim,
+                resolution,
+                channels,
+                m.g_width,
+                m.max_channels,
+                activation=m.g_activation,
             ),
             "discriminator": DCGANDiscriminator(resolution, channels, m.d_width, m.max_channels),
         }

@@ -7,12 +7,13 @@ RMSprop (alpha = 5e-5), then clipping every critic parameter to [-c, c], c = 0.0
 one generator step minimising -E_z[D(G(z))] (lines 10-12). The clipping keeps D in a family of
 K-Lipschitz functions, so the critic's value is W up to the constant K.
 
-Networks: DCGAN's (Radford et al. 2015), the critic being the DCGAN discriminator without a
-sigmoid or a score bias (which a Wasserstein loss never trains), batch norm included as in the
-paper's DCGAN-critic experiments (section 4; ``critic_norm`` offers layer norm or none); like the
-authors' code, clipping applies to every parameter (batch-norm scales and shifts too) and not to the
-running statistics. Not reproduced: the code's 100 critic steps for the first 25 generator steps and
-every 500th (a heuristic, not in Algorithm 1).
+Networks: DCGAN's (Radford et al. 2015; ReLU in G, ``g_activation=leaky_relu`` an option), the
+critic being the DCGAN discriminator without a sigmoid or a score bias (which a Wasserstein loss
+never trains), batch norm included as in the paper's DCGAN-critic experiments (section 4;
+``critic_norm`` offers layer norm or none); like the authors' code, clipping applies to every
+parameter (batch-norm scales and shifts too) and not to the running statistics. Not reproduced:
+the code's 100 critic steps for the first 25 generator steps and every 500th (a heuristic, not in
+Algorithm 1).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gankit.config import ModelConfig
 from gankit.losses import wasserstein_critic_loss, wasserstein_generator_loss
 from gankit.nets import DCGANGenerator
 from gankit.nets.critic import CriticNorm, DCGANCritic
+from gankit.nets.dcgan import GeneratorActivation
 from gankit.objectives.base import Batch, Objective, Phase, discriminator_accuracy
 from gankit.objectives.registry import OBJECTIVES
 
@@ -33,9 +35,10 @@ class WassersteinConfig(ModelConfig):
     """Settings shared by the Wasserstein families (WGAN, WGAN-GP)."""
 
     latent_dim: int = Field(100, ge=1)  # length of z ~ N(0, I)
-    g_width: int = Field(64, ge=1)  # generator channels before the image layer; doubled upwards
+    g_width: int = Field(64, ge=1)  # G's last hidden map has 2 * g_width channels; doubled up
     critic_width: int = Field(64, ge=1)  # critic channels of its first layer; doubled downwards
     max_channels: int = Field(512, ge=1)  # cap on the channels of any layer
+    g_activation: GeneratorActivation = "relu"  # G's hidden layers: ReLU (DCGAN) or leaky_relu 0.2
     critic_steps: int = Field(5, ge=1)  # n_critic: critic steps per generator step
 
 
@@ -57,7 +60,12 @@ class WGAN(Objective):
         channels, resolution, _ = self.image_shape
         return {
             "generator": DCGANGenerator(
-                m.latent_dim, resolution, channels, m.g_width, m.max_channels
+                m.latent_dim,
+                resolution,
+                channels,
+                m.g_width,
+                m.max_channels,
+                activation=m.g_activation,
             ),
             "critic": DCGANCritic(
                 resolution, channels, m.critic_width, m.max_channels, m.critic_norm, dcgan_init=True

@@ -44,7 +44,12 @@ class WGANGP(WGAN):
         channels, resolution, _ = self.image_shape
         return {
             "generator": DCGANGenerator(
-                m.latent_dim, resolution, channels, m.g_width, m.max_channels
+                m.latent_dim,
+                resolution,
+                channels,
+                m.g_width,
+                m.max_channels,
+                activation=m.g_activation,
             ),
             "critic": DCGANCritic(
                 resolution, channels, m.critic_width, m.max_channels, m.critic_norm
