@@ -249,12 +249,13 @@ def estimate_image_statistics(network: nn.Module, stats: str, run_tiles) -> Froz
     every tile through the network once, calling ``collector.set_regions`` before each batch
     and catching :class:`StopForward`."""
     frozen: Frozen = {}
-    while True:
+    for _ in range(image_statistics_stages(network, stats)):  # one layer per pass
         collector = StatisticsCollector(network, stats, frozen)
         with collector.collecting():
             run_tiles(collector)
-        if not collector.finish():
-            return frozen
+        if not collector.finish():  # the remaining layers are never reached
+            break
+    return frozen
 
 
 def _scaled_span(start: int, stop: int, scale: float, size: int) -> slice:
