@@ -16,6 +16,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from gankit.cli_data import data_group
 from gankit.config import list_presets
 from gankit.errors import GankitError
 from gankit.resolve import load_run_config, resolve_config
@@ -59,6 +60,25 @@ def cli(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
+# Options shared by several commands, declared once.
+device_option = click.option(
+    "--device", default="cpu", show_default=True, help="Where the generator runs (cpu, cuda)."
+)
+overrides_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set train.lr_g=1e-4 (repeatable).",
+)
+truncation_option = click.option(
+    "--truncation",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Truncation trick, any t > 0 (families that support it, e.g. biggan).",
+)
+
+
 @cli.command()
 @click.argument("family", required=False)
 @click.option(
@@ -70,13 +90,7 @@ def cli(verbose: bool) -> None:
 @click.option(
     "--data-root", metavar="DIR", help="Where the dataset's files are (or the folder/.zip)."
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config value, e.g. --set train.lr_g=1e-4 (repeatable).",
-)
+@overrides_option
 @click.option(
     "--config", "config_file", type=click.Path(), help="A YAML config instead of the preset."
 )
@@ -149,13 +163,8 @@ def _report(result: Any) -> None:
     is_flag=True,
     help="Conditional families: one row per class (--columns images each).",
 )
-@click.option(
-    "--truncation",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="Truncation trick, any t > 0 (families that support it, e.g. biggan).",
-)
-@click.option("--device", default="cpu", show_default=True)
+@truncation_option
+@device_option
 def sample(
     run: str, count: int, out: str, seed: int | None, columns: int | None, label: int | None,
     per_class: bool, truncation: float | None, device: str,
@@ -216,10 +225,10 @@ def _sample_labels(
     default=None,
     help="Conditional families: the class held fixed along the paths.",
 )
-@click.option("--truncation", type=click.FloatRange(0, min_open=True), default=None)
+@truncation_option
 @click.option("--out", default="interpolation.png", show_default=True, help="PNG strip grid.")
 @click.option("--gif", default=None, help="Also write an animated GIF walking the paths.")
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 def interpolate(
     run: str, steps: int, paths: int, seed: int, label: int | None, truncation: float | None,
     out: str, gif: str | None, device: str,
@@ -270,7 +279,7 @@ def interpolate(
 @click.option("--ref-n", type=click.IntRange(2), default=None, help="Reference size [default: n].")
 @click.option("--ref-seed", type=int, default=None, help="Draw the reference at random (seeded).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generation seed.")
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 @click.option("--batch-size", type=click.IntRange(1), default=50, show_default=True)
 @click.option(
     "--resize",
@@ -341,7 +350,7 @@ def eval_command(
     show_default=True,
     help="Refuse larger inputs (decompression bombs).",
 )
-@click.option("--device", default="cpu", show_default=True)
+@device_option
 def translate(
     run: str, source: str, out_dir: str, mode: str, tile: int | None, overlap: int | None,
     batch_size: int, stats: str, max_pixels: int, device: str,
@@ -396,58 +405,6 @@ def list_command() -> None:
         click.echo(f"  {name:<14} {doc[0] if doc else ''}")
 
 
-@cli.group("data")
-def data_group() -> None:
-    """Download the public CycleGAN / pix2pix datasets (see `gankit data list`)."""
-
-
-@data_group.command("download")
-@click.argument("name")
-@click.option(
-    "--root",
-    metavar="DIR",
-    help="Data root (default $GANKIT_DATA_ROOT, else ~/.cache/gankit/data).",
-)
-@click.option(
-    "--mirror",
-    "mirrors",
-    multiple=True,
-    metavar="URL",
-    help="Base URL tried before the official one; the archive name is appended (repeatable).",
-)
-def data_download(name: str, root: str | None, mirrors: tuple[str, ...]) -> None:
-    """Download, verify and extract dataset NAME; print how to train on it."""
-    from gankit.data.catalog import CHECKSUMS_FILE, download, train_command
-
-    done = download(name, root, mirrors)
-    if done.archive is None:
-        click.echo(f"gankit: {done.folder} is there already (delete it to download again)")
-    else:
-        checksums = done.folder.parent / CHECKSUMS_FILE
-        click.echo(f"gankit: {done.archive} sha256 {done.sha256}")
-        if done.checksum == "first-use":
-            click.echo(f"  checksum: none published; trusted on first use and recorded in "
-                       f"{checksums}: later downloads are verified against it")  # fmt: skip
-        else:
-            where = "gankit's catalog" if done.checksum == "published" else str(checksums)
-            click.echo(f"  checksum: verified against {where}")
-    click.echo(f"gankit: {done.entry.name} ({done.entry.kind}) is in {done.folder}")
-    click.echo(f"  train: {train_command(done.entry, done.folder)}")
-
-
-@data_group.command("list")
-def data_list() -> None:
-    """Show the datasets `gankit data download` knows."""
-    from gankit.data.catalog import CATALOG
-
-    click.echo(f"  {'name':<24}{'loads as':<10}{'size':<10}{'direction':<11}contents")
-    for entry in CATALOG.values():
-        click.echo(f"  {entry.name:<24}{entry.kind:<10}{entry.approx_size:<10}"
-                   f"{entry.direction:<11}{entry.summary}")  # fmt: skip
-    click.echo("checksums: none is published; the first download's sha256 is recorded in "
-               "<root>/checksums.json and later downloads are verified against it")  # fmt: skip
-
-
 @cli.command()
 @click.argument("runs_dir", default="runs", required=False, type=click.Path())
 @click.option(
@@ -498,7 +455,7 @@ def serve(
 
 @cli.command()
 @click.option("--out", default="runs/demo", show_default=True, help="Run folder.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override.")
+@overrides_option
 def demo(out: str, overrides: tuple[str, ...]) -> None:
     """Train DCGAN on the bundled MNIST digits (a few minutes on a laptop CPU)."""
     from gankit.training import Trainer
@@ -509,6 +466,9 @@ def demo(out: str, overrides: tuple[str, ...]) -> None:
         shutil.rmtree(run_dir)
     result = Trainer(cfg, run_dir, resume=False).fit()
     _report(result)
+
+
+cli.add_command(data_group)
 
 
 def main() -> None:
