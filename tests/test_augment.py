@@ -96,7 +96,7 @@ def test_each_family_trains_with_diffaugment_on_its_discriminator_only(family, t
         assert bool(network._forward_pre_hooks) == (name in judged), name
     before = {k: v.clone() for k, v in networks.state_dict().items()}
     for phase in trainer.phases:
-        trainer._run_phase(phase)
+        trainer.run_phase(phase)
     after = networks.state_dict()
     assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
     changed = {k.split(".")[0] for k, v in after.items() if not torch.equal(before[k], v)}

@@ -9,6 +9,7 @@ from gankit.config import load_yaml, preset_path
 from gankit.objectives import OBJECTIVES
 from gankit.resolve import build_config
 from gankit.training import Trainer
+from gankit.training.optim import resolve_phase
 from tests.conftest import tiny_config
 
 
@@ -18,6 +19,7 @@ def test_lsgan_preset_uses_the_0_1_1_coding_and_adam():
     m = objective.model_cfg
     assert (m.a, m.b, m.c) == (0.0, 1.0, 1.0)
     for phase in objective.phases():
+        phase = resolve_phase(phase, cfg.train)
         assert (phase.optimizer, phase.lr, phase.betas) == ("adam", 2e-4, (0.5, 0.999))
 
 

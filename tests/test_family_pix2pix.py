@@ -15,6 +15,7 @@ from torch import nn
 import gankit.objectives.pix2pix  # noqa: F401  (registers the family)
 from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError
+from gankit.nets.augment import attach_diffaugment
 from gankit.nets.translation import EvalDropout, UNetTranslator, unet_depth
 from gankit.objectives.pix2pix import Pix2Pix
 from gankit.resolve import build_config
@@ -132,7 +133,7 @@ def test_each_phase_updates_every_parameter_of_its_network_and_no_other(tmp_path
     assert all(p.needs_data and p.lr == 2e-4 and p.betas == (0.5, 0.999) for p in trainer.phases)
     for phase in trainer.phases:
         before = {name: parameters_of(net) for name, net in networks.items()}
-        trainer._run_phase(phase)
+        trainer.run_phase(phase)
         for name, network in networks.items():
             changed = {
                 k for k, v in parameters_of(network).items() if not torch.equal(v, before[name][k])
@@ -313,16 +314,23 @@ def _seen_by_discriminator(objective: Pix2Pix) -> list[torch.Tensor]:
     return seen
 
 
+def _with_diffaugment(objective: Pix2Pix, policy: list[str]) -> Pix2Pix:
+    """DiffAugment on the objective's discriminators, as the trainer attaches it."""
+    for name in objective.discriminators:
+        attach_diffaugment(objective.networks[name], policy)
+    return objective
+
+
 def test_diffaugment_colours_y_only_and_moves_and_cuts_x_and_y_alike():
     torch.manual_seed(0)
     x = torch.rand(6, 1, 16, 16) * 2 - 1
-    coloured = Pix2Pix(_config("train.diffaugment=[color]"))
+    coloured = _with_diffaugment(Pix2Pix(_config()), ["color"])
     seen = _seen_by_discriminator(coloured)
     coloured.judge(x, x.clone())
     [pair] = seen
     assert torch.equal(pair[:, :1], x)  # the condition keeps its values
     assert (pair[:, 1:] - x).abs().mean() > 0.1  # the judged image is recoloured
-    moved = Pix2Pix(_config("train.diffaugment=[translation,cutout]"))
+    moved = _with_diffaugment(Pix2Pix(_config()), ["translation", "cutout"])
     seen = _seen_by_discriminator(moved)
     moved.judge(x, x.clone())
     [pair] = seen

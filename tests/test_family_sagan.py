@@ -14,6 +14,7 @@ from gankit.nets.blocks import SelfAttention
 from gankit.objectives.sagan import SAGAN
 from gankit.resolve import build_config
 from gankit.training import Trainer
+from gankit.training.optim import resolve_phase
 from tests.conftest import tiny_config
 from tests.test_family_sngan import Recorder
 
@@ -84,7 +85,7 @@ def test_preset_has_the_papers_ttur_setting():
     cfg = build_config(load_yaml(preset_path("sagan", "mnist")), family="sagan")
     assert (cfg.train.lr_g, cfg.train.lr_d, cfg.train.betas) == (1e-4, 4e-4, (0.0, 0.9))
     assert cfg.model.d_steps == 1 and cfg.model.conditional and cfg.model.attention_at == 14
-    phases = {p.name: p for p in SAGAN(cfg, num_classes=10).phases()}
+    phases = {p.name: resolve_phase(p, cfg.train) for p in SAGAN(cfg, num_classes=10).phases()}
     assert (phases["discriminator"].lr, phases["generator"].lr) == (4e-4, 1e-4)
     assert phases["discriminator"].repeats == 1
     default = build_config(load_yaml(preset_path("sagan", "default")), family="sagan")

@@ -12,6 +12,7 @@ import gankit
 import gankit.objectives.siamese  # registers "siamese"
 from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError
+from gankit.nets.augment import attach_diffaugment
 from gankit.nets.siamese import PatchGenerator, SiameseDiscriminator, cut_patches, join_patches
 from gankit.objectives.siamese import (
     SiameseGAN,
@@ -22,6 +23,7 @@ from gankit.objectives.siamese import (
 )
 from gankit.resolve import build_config
 from gankit.training import Trainer
+from gankit.training.optim import resolve_phase
 from tests.conftest import tiny_config
 
 DATA = {"source": "digits-edges", "paired": False, "resolution": 16}
@@ -264,7 +266,7 @@ def test_each_phase_updates_all_of_its_network_and_nothing_else(tmp_path):
         before = {
             n: {k: v.clone() for k, v in net.named_parameters()} for n, net in networks.items()
         }
-        trainer._run_phase(phase)
+        trainer.run_phase(phase)
         for name, network in networks.items():
             changed = {
                 k for k, v in network.named_parameters() if not torch.equal(before[name][k], v)
@@ -344,7 +346,7 @@ def test_presets_build_and_follow_the_method():
     small = build_config(load_yaml(preset_path("siamese", "digits-edges")), family="siamese")
     assert small.data.resolution == 2 * small.model.patch and not small.data.paired
     for cfg in (default, small):
-        phases = SiameseGAN(cfg).phases()
+        phases = [resolve_phase(p, cfg.train) for p in SiameseGAN(cfg).phases()]
         assert [p.lr for p in phases] == [cfg.train.lr_d, cfg.train.lr_g]
 
 
@@ -401,7 +403,8 @@ def test_learns_edge_maps_from_unpaired_digits(tmp_path):
 
 
 def test_diffaugment_gives_a_and_its_translation_one_transform_and_b_its_own(tmp_path):
-    objective = SiameseGAN(_config("train.diffaugment=[color,translation,cutout]"))
+    objective = SiameseGAN(_config())
+    attach_diffaugment(objective.networks["discriminator"], ["color", "translation", "cutout"])
     objective.combo = lambda images, network=None: images.clone()  # AB = A: pairs must stay equal
     seen: list[torch.Tensor] = []
     objective.networks["discriminator"].register_forward_pre_hook(

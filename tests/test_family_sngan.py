@@ -15,6 +15,7 @@ from gankit.objectives.base import linear_decay
 from gankit.objectives.sngan import SNGAN
 from gankit.resolve import build_config
 from gankit.training import Trainer
+from gankit.training.optim import resolve_phase
 from tests.conftest import tiny_config
 
 
@@ -73,7 +74,7 @@ def test_preset_has_the_papers_resnet_setting():
     cfg = build_config(load_yaml(preset_path("sngan", "mnist")), family="sngan")
     assert (cfg.train.lr_g, cfg.train.lr_d, cfg.train.betas) == (2e-4, 2e-4, (0.0, 0.9))
     assert cfg.model.d_steps == 5 and cfg.data.resolution == 28
-    phases = {p.name: p for p in SNGAN(cfg, num_classes=10).phases()}
+    phases = {p.name: resolve_phase(p, cfg.train) for p in SNGAN(cfg, num_classes=10).phases()}
     assert phases["discriminator"].repeats == 5 and phases["generator"].repeats == 1
     assert phases["discriminator"].betas == (0.0, 0.9)
     default = build_config(load_yaml(preset_path("sngan", "default")), family="sngan")
@@ -100,7 +101,7 @@ def test_preset_decays_the_learning_rate_linearly_to_zero_from_the_first_step(pr
 def test_discriminator_phase_runs_d_steps_times(tmp_path):
     trainer = Trainer(tiny_config("sngan", "model.d_steps=3"), tmp_path)
     recorder = Recorder(trainer.objective.networks["discriminator"])
-    trainer._run_phase(trainer.phases[0])
+    trainer.run_phase(trainer.phases[0])
     assert trainer.phases[0].name == "discriminator" and len(recorder.calls) == 3
 
 

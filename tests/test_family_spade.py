@@ -299,7 +299,7 @@ def test_generator_loss_is_hinge_plus_ten_times_feature_matching(tmp_path):
     # running statistics and spectral norm no power iteration, so both calls see the same nets.
     objective.eval()
     with_fm, stats = objective.loss("generator", batch)
-    objective.cfg.model.fm_weight = 0.0
+    objective.model_cfg.fm_weight = 0.0
     without_fm, _ = objective.loss("generator", batch)
     assert stats["loss_fm"] > 0
     assert with_fm.item() - without_fm.item() == pytest.approx(10 * stats["loss_fm"].item())
@@ -337,7 +337,7 @@ def test_each_phase_updates_all_of_its_networks_and_nothing_else(tmp_path):
     for phase in trainer.phases:
         before = {n: {k: v.detach().clone() for k, v in net.named_parameters()}
                   for n, net in networks.items()}  # fmt: skip
-        trainer._run_phase(phase)
+        trainer.run_phase(phase)
         for name, network in networks.items():
             changed = _changed(before[name], network)
             expected = _parameter_names(network) if name in phase.networks else set()

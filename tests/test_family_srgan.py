@@ -182,7 +182,7 @@ def test_generator_loss_is_mse_plus_a_thousandth_of_the_adversarial_loss(tmp_pat
     assert stats["loss_g_adv"].item() == pytest.approx(adversarial.item(), rel=1e-5)
     assert loss.item() == pytest.approx(mse.item() + 1e-3 * adversarial.item(), rel=1e-6)
     assert stats["psnr"].item() == pytest.approx(10 * torch.log10(4 / mse).item(), rel=1e-5)
-    objective.cfg.model.adversarial_weight = 0.0
+    objective.model_cfg.adversarial_weight = 0.0
     without, stats_without = objective.loss("generator", batch)
     assert without.item() == pytest.approx(loss.item() - 1e-3 * adversarial.item(), rel=1e-6)
     assert without.item() == stats_without["loss_content"].item()
@@ -216,7 +216,7 @@ def test_each_phase_updates_all_of_its_networks_and_nothing_else(tmp_path):
     for phase in trainer.phases:
         before = {n: {k: v.detach().clone() for k, v in net.named_parameters()}
                   for n, net in networks.items()}  # fmt: skip
-        trainer._run_phase(phase)
+        trainer.run_phase(phase)
         for name, network in networks.items():
             changed = {
                 k for k, v in network.named_parameters() if not torch.equal(before[name][k], v)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gankit.training import Trainer
-from gankit.training.trainer import TrainingDiverged
+from gankit.training.guard import TrainingDiverged
 from tests.conftest import run_gankit, tiny_config
 
 

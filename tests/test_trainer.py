@@ -288,8 +288,8 @@ def test_a_phase_with_a_start_step_runs_only_from_that_step(tmp_path):
     d_phase = trainer.phases[0]
     trainer.phases[0] = dataclasses.replace(d_phase, start=2)
     runs = []
-    original = trainer._run_phase
-    trainer._run_phase = lambda phase: (runs.append((trainer.step, phase.name)), original(phase))  # type: ignore[method-assign]
+    original = trainer.run_phase
+    trainer.run_phase = lambda phase: (runs.append((trainer.step, phase.name)), original(phase))  # type: ignore[method-assign]
     for _ in range(3):
         trainer.train_step()
     assert [step for step, name in runs if name == d_phase.name] == [2]

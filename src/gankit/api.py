@@ -16,26 +16,28 @@ from torch import nn
 from gankit.config import RunConfig
 from gankit.errors import CheckpointError, GankitError
 from gankit.objectives import OBJECTIVES, Objective
-from gankit.resolve import validate_config
+from gankit.resolve import saved_config
 from gankit.runfolder.checkpoint import load_checkpoint
 from gankit.runfolder.export import EXPORT_FORMAT
 from gankit.runfolder.layout import RunDir
+from gankit.runfolder.migrate import fit_checkpoint, fit_state_dict
 
 
 class LoadedGenerator:
     """A trained generator ready to sample, rebuilt from its config and weights."""
 
-    def __init__(self, objective: Objective, network: nn.Module) -> None:
+    def __init__(self, cfg: RunConfig, objective: Objective, network: nn.Module) -> None:
+        self.cfg = cfg
         self.objective = objective.eval()
         self.network = network.eval()
 
     @property
     def config(self) -> RunConfig:
-        return self.objective.cfg
+        return self.cfg
 
     @property
     def family(self) -> str:
-        return self.objective.cfg.family
+        return self.cfg.family
 
     def sample(
         self, n: int, seed: int | None = None, batch_size: int = 256, **conditions: Any
@@ -145,9 +147,12 @@ def slerp(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return mixed.view(len(weights), *a.shape[1:])
 
 
-def _build(config: dict[str, Any], num_classes: int, device: str | torch.device) -> Objective:
-    cfg = validate_config(config)
-    return OBJECTIVES.get(cfg.family)(cfg, num_classes).to(device)
+def _build(
+    config: dict[str, Any], num_classes: int, device: str | torch.device, source: Path
+) -> tuple[RunConfig, Objective]:
+    """The objective of a saved config (an older format's migrated), on ``device``."""
+    cfg = saved_config(config, str(source))
+    return cfg, OBJECTIVES.get(cfg.family)(cfg, num_classes).to(device)
 
 
 def _load_export(folder: Path, device: str | torch.device) -> LoadedGenerator:
@@ -163,7 +168,8 @@ def _load_export(folder: Path, device: str | torch.device) -> LoadedGenerator:
         raise CheckpointError(
             f"{folder}: exported by gankit {manifest.get('gankit_version')}, newer than this one"
         )
-    objective = _build(manifest["config"], int(manifest.get("num_classes", 0)), device)
+    num_classes = int(manifest.get("num_classes", 0))
+    cfg, objective = _build(manifest["config"], num_classes, device, folder)
     name = manifest["network"]
     try:
         weights = load_file(str(folder / f"{name}.safetensors"), device=str(device))
@@ -172,8 +178,10 @@ def _load_export(folder: Path, device: str | torch.device) -> LoadedGenerator:
             f"{folder / (name + '.safetensors')}: unreadable weights ({exc})"
         ) from None
     network = objective.networks[name]
+    if cfg.format > int(manifest["config"].get("format", 1)):  # an older format's export
+        weights, _ = fit_state_dict(network, weights)
     _load_weights(network, weights, folder)
-    return LoadedGenerator(objective, network)
+    return LoadedGenerator(cfg, objective, network)
 
 
 def _load_weights(network: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
@@ -188,11 +196,12 @@ def _load_weights(network: nn.Module, weights: dict[str, torch.Tensor], source: 
 
 def _load_checkpoint_generator(path: Path, device: str | torch.device) -> LoadedGenerator:
     state = load_checkpoint(path)
-    objective = _build(state["config"], int(state.get("num_classes", 0)), device)
+    cfg, objective = _build(state["config"], int(state.get("num_classes", 0)), device, path)
     name = objective.sample_network
+    fit_checkpoint(state, dict(objective.networks), name)
     network = objective.networks[name]
     _load_weights(network, state["ema"] or state["networks"][name], path)
-    return LoadedGenerator(objective, network)
+    return LoadedGenerator(cfg, objective, network)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
@@ -218,4 +227,5 @@ def export(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     run = RunDir(Path(run_dir))
     loaded = _load_checkpoint_generator(run.latest, "cpu")
-    return export_generator(loaded.objective, loaded.network, Path(out) if out else run.export)
+    folder = Path(out) if out else run.export
+    return export_generator(loaded.cfg, loaded.objective, loaded.network, folder)

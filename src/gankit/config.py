@@ -32,6 +32,9 @@ from pydantic import (
 from gankit.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).parent / "configs"
+# The layout of the configs and checkpoints this version writes; older ones are migrated when
+# read (gankit.runfolder.migrate). 2: the families made faithful to their papers (issue 18).
+FORMAT = 2
 
 
 class Section(BaseModel):
@@ -182,6 +185,7 @@ class OutputConfig(Section):
 
 class RunConfig(Section):
     family: str
+    format: int = Field(FORMAT, ge=FORMAT, le=FORMAT)  # older files: gankit.runfolder.migrate
     data: DataConfig = DataConfig()
     model: SerializeAsAny[ModelConfig] = ModelConfig()
     train: TrainConfig = TrainConfig()

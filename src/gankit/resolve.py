@@ -18,6 +18,7 @@ from gankit.errors import ConfigError, GankitError
 from gankit.metrics import METRICS
 from gankit.objectives import OBJECTIVES
 from gankit.runfolder.layout import RunDir
+from gankit.runfolder.migrate import migrate_config
 
 
 def model_class(family: str) -> type[ModelConfig]:
@@ -86,8 +87,15 @@ def resolve_config(
 
 
 def load_run_config(run_dir: str | Path, overrides: Overrides = ()) -> RunConfig:
-    """The config saved in ``run_dir`` with dotted ``overrides`` applied (for resuming)."""
+    """The config saved in ``run_dir`` (migrated if an older format wrote it) with dotted
+    ``overrides`` applied (for resuming)."""
     path = RunDir(Path(run_dir)).config
     if not path.is_file():
         raise GankitError(f"{run_dir} is not a run folder (no config.yaml)")
-    return build_config(load_yaml(path), overrides)
+    return build_config(migrate_config(load_yaml(path), str(path)), overrides)
+
+
+def saved_config(tree: dict[str, Any], source: str) -> RunConfig:
+    """A config read from a checkpoint or an export (``source``, for errors), migrated to this
+    format and validated."""
+    return validate_config(migrate_config(tree, source))

@@ -2,21 +2,25 @@
 
 The trainer runs each objective's :class:`Phase` list every step: for a phase it computes
 ``loss(phase.name, batch)``, back-propagates it and steps the optimiser of ``phase.networks`` only.
+
+A family sees its own settings (``model``), the data's (``data``) and nothing of the trainer's:
+the trainer hands it the step (:meth:`Objective.set_step`) and this process's batch size (the
+``batch_size`` argument), and fills in each phase's optimiser settings from ``train``
+(docs/design.md, "The objective contract").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from gankit.config import ModelConfig, RunConfig
+from gankit.config import DataConfig, ModelConfig, RunConfig
 from gankit.data.base import ImageSet
 from gankit.errors import ConfigError, GankitError
-from gankit.nets.augment import attach_diffaugment
 
 Batch = dict[str, torch.Tensor]  # "image": (N, C, H, W) float in [-1, 1]; "label": (N,) int64
 
@@ -57,13 +61,18 @@ def reject_conditions(family: str, conditions: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Phase:
-    """One optimisation step of some networks, e.g. "discriminator" or "generator"."""
+    """One optimisation step of some networks, e.g. "discriminator" or "generator".
+
+    The optimiser settings left None are the run's: ``train.lr_g`` or ``train.lr_d`` by
+    ``role``, ``train.betas`` and ``train.optimizer`` (the trainer fills them in,
+    :func:`gankit.training.optim.resolve_phase`)."""
 
     name: str
     networks: tuple[str, ...]  # keys of Objective.networks whose parameters this phase updates
-    lr: float
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW betas; RMSprop/SGD ignore them
-    optimizer: str = "adam"  # adam | adamw | rmsprop | sgd
+    role: Literal["generator", "discriminator"] = "discriminator"  # whose learning rate it takes
+    lr: float | None = None  # None: train.lr_g / train.lr_d by role
+    betas: tuple[float, float] | None = None  # Adam/AdamW betas (None: train.betas)
+    optimizer: str | None = None  # adam | adamw | rmsprop | sgd (None: train.optimizer)
     repeats: int = 1  # how many times per training step (e.g. 5 critic steps in WGAN)
     every: int = 1  # run only on steps divisible by this (lazy regularisation)
     start: int = 0  # run only from this step on (e.g. SRGAN's D after the MSE pretraining)
@@ -82,22 +91,23 @@ class Objective(nn.Module):
     discriminators: ClassVar[tuple[str, ...]] = ("discriminator",)  # judge images (DiffAugment)
     task: ClassVar[str] = "generate"  # "generate" (from noise) | "translate" (image to image)
 
-    def __init__(self, cfg: RunConfig, num_classes: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,  # only its family, model and data sections are kept
+        num_classes: int = 0,  # classes of a labelled dataset (conditional families)
+        batch_size: int | None = None,  # this process's batch; None: cfg.train.batch_size
+    ) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.family: str = cfg.family
+        self.model_cfg: Any = cfg.model  # the family's own ModelConfig subclass
+        self.data_cfg: DataConfig = cfg.data
         self.num_classes = num_classes
+        self.batch_size = cfg.train.batch_size if batch_size is None else batch_size
         self.networks = nn.ModuleDict(self.build())
-        if cfg.train.diffaugment:
-            for name in self.discriminators:
-                attach_diffaugment(self.networks[name], cfg.train.diffaugment)
-
-    @property
-    def model_cfg(self) -> ModelConfig:
-        return self.cfg.model
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        data = self.cfg.data
+        data = self.data_cfg
         return (data.channels, data.resolution, data.resolution)
 
     def build(self) -> dict[str, nn.Module]:
@@ -115,15 +125,11 @@ class Objective(nn.Module):
         generator_needs_data: bool = False,  # True for translators: G's input is data
     ) -> list[Phase]:
         """The usual pair: ``discriminator_steps`` steps of the discriminator (or critic) on real
-        batches, then one generator step, with the optimiser settings of ``train``."""
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
+        batches, then one generator step, with the run's optimiser settings."""
         return [
-            Phase(discriminator, (discriminator,), lr=train.lr_d, repeats=discriminator_steps,
-                  **common),
-            Phase("generator", ("generator",), lr=train.lr_g, needs_data=generator_needs_data,
-                  **common),
-        ]  # fmt: skip
+            Phase(discriminator, (discriminator,), repeats=discriminator_steps),
+            Phase("generator", ("generator",), role="generator", needs_data=generator_needs_data),
+        ]
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The scalar loss of ``phase`` and detached statistics (no .item(): no host sync)."""
@@ -138,7 +144,7 @@ class Objective(nn.Module):
         ``conditions`` are family options such as ``labels`` ((n,) int64 classes of a
         conditional family) or ``truncation``; a family refuses those it does not support.
         """
-        reject_conditions(self.cfg.family, conditions)
+        reject_conditions(self.family, conditions)
         latent_dim = self.model_cfg.latent_dim  # type: ignore[attr-defined]
         return {"z": torch.randn(n, latent_dim, generator=generator, device=self.device)}
 
@@ -147,8 +153,8 @@ class Objective(nn.Module):
         two-domain translation set (the trainer calls this before training)."""
         if images.two_domains:
             raise ConfigError(
-                f"{self.cfg.family} generates images from noise; data.source="
-                f"{self.cfg.data.source!r} is a two-domain translation set: choose a one-domain "
+                f"{self.family} generates images from noise; data.source="
+                f"{self.data_cfg.source!r} is a two-domain translation set: choose a one-domain "
                 "source (mnist-bundled, mnist, cifar10, folder, ...)"
             )
 
@@ -172,7 +178,8 @@ class Objective(nn.Module):
         return images
 
     def set_step(self, step: int) -> None:
-        """Called by the trainer before each training step (e.g. ProGAN's fade-in schedule)."""
+        """Called by the trainer before each training step (e.g. ProGAN's fade-in schedule,
+        SRGAN's stages): the only way a family learns the step."""
 
     def resets_optimizers(self, step: int) -> bool:
         """Whether the trainer clears every optimiser's state (Adam's moments) before ``step``,

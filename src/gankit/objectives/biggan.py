@@ -37,7 +37,8 @@ from torch.nn.utils import parametrize
 from gankit.errors import GankitError
 from gankit.nets.resnet import ResNetDiscriminator, ResNetGenerator
 from gankit.objectives.registry import OBJECTIVES
-from gankit.objectives.sagan import SAGAN, SAGANConfig
+from gankit.objectives.sagan import SAGANConfig
+from gankit.objectives.sngan import SNGAN
 
 
 class BigGANConfig(SAGANConfig):
@@ -106,8 +107,10 @@ def truncated_normal_(
 
 
 @OBJECTIVES.register("biggan")
-class BigGAN(SAGAN):
-    """SAGAN + shared embedding, hierarchical latent, orthogonal regularisation, truncation."""
+class BigGAN(SNGAN):
+    """SAGAN's networks and settings (self-attention, spectral norm in G and D, TTUR) + shared
+    embedding, hierarchical latent, orthogonal regularisation, truncation. It inherits SNGAN's
+    hinge losses, projection D and sampling, one level deep; SAGAN adds only its networks."""
 
     Config = BigGANConfig
     description = "Brock et al. 2019: hierarchical z, shared embedding, ortho reg, truncation"

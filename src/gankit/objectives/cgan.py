@@ -95,7 +95,7 @@ class CGAN(Objective):
             assert batch is not None and "label" in batch
             return self.discriminator_loss(batch["image"], batch["label"])
         if phase == "generator":
-            return self.generator_loss(self.cfg.train.batch_size)
+            return self.generator_loss(self.batch_size)
         raise KeyError(phase)
 
     def discriminator_loss(
@@ -132,7 +132,7 @@ class CGAN(Objective):
         **conditions: Any,
     ) -> dict[str, torch.Tensor]:
         """{"z": (n, latent_dim), "label": (n,) int64}; z is drawn first, then any labels."""
-        reject_conditions(self.cfg.family, conditions)
+        reject_conditions(self.family, conditions)
         m, device = self.model_cfg, self.device
         shape = (n, m.latent_dim)
         if m.noise == "uniform":

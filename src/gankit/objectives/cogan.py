@@ -72,7 +72,7 @@ class CoGAN(Objective):
     description = "Liu & Tuzel 2016: coupled G/D pairs with shared layers; samples are pairs"
 
     def build(self) -> dict[str, nn.Module]:
-        if self.cfg.train.batch_size < 2:
+        if self.batch_size < 2:
             raise ConfigError("cogan needs train.batch_size >= 2 (half the batch per domain)")
         m = self.model_cfg
         channels, resolution, _ = self.image_shape
@@ -88,7 +88,7 @@ class CoGAN(Objective):
             assert batch is not None
             return self.discriminator_loss(batch["image"])
         if phase == "generator":
-            return self.generator_loss(self.cfg.train.batch_size)
+            return self.generator_loss(self.batch_size)
         raise KeyError(phase)
 
     def split_domains(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

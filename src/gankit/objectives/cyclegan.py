@@ -19,17 +19,19 @@ discriminators, D_B judging domain B (``discriminator``) and D_A judging domain 
 - D sees generated images through a history of the 50 last ones per direction (section 4;
   Shrivastava et al. 2017): :class:`ImagePool`.
 - Adam, lr 2e-4, betas (0.5, 0.999), batch 1; lr constant for the first 100 epochs, then
-  linearly decayed to zero over the next 100 (section 4): here constant for the first
-  ``model.decay_start`` of ``train.steps``, then linear to zero at ``train.steps``
-  (:meth:`CycleGAN.lr_factor`).
+  linearly decayed to zero over the next 100 (section 4): the presets set the trainer's
+  ``train.lr_decay_start: 0.5`` (constant for the first half of ``train.steps``, then linear to
+  zero at the last step).
 - Networks (appendix 7.2): :class:`~gankit.nets.translation.ResNetTranslator` (c7s1-64, d128,
   d256, 6 or 9 x R256, u128, u64, c7s1-3, reflection padding) and the 70 x 70
   :class:`~gankit.nets.translation.PatchGANDiscriminator` (C64-C128-C256-C512, no norm on C64).
 
-Normalisation: the paper uses instance norm, whose per-image statistics would, at inference on
-tiles, normalise each tile by itself (colours shifting from tile to tile). gankit's instance norm
-keeps running averages of the per-image statistics while training and uses them in evaluation
-mode (``model.norm: instance``, the default); ``batch`` and ``none`` are the alternatives.
+Normalisation: instance norm (``model.norm: instance``, the default; ``batch`` and ``none`` are
+the alternatives) normalises each image by its own statistics in training and in evaluation, as
+the authors' ``InstanceNorm2d(track_running_stats=False)``. It also keeps running averages, for
+``stats=running``. Tiled inference of a large image takes each norm layer's statistics over the
+whole image, estimated from the tiles, so no tile is normalised by itself
+(:mod:`gankit.translate.statistics`).
 
 Channels: domain A has ``data.channels_a`` (default ``data.channels``), B ``data.channels``; G
 maps A's channels to B's, F back, D_B reads B's, D_A A's. The identity loss feeds b to G, so it
@@ -62,7 +64,7 @@ from gankit.nets.translation import (
     ResNetTranslator,
     check_patch_fits,
 )
-from gankit.objectives.base import Batch, Phase, linear_decay
+from gankit.objectives.base import Batch, Phase
 from gankit.objectives.registry import OBJECTIVES
 from gankit.objectives.translation import TranslationObjective
 
@@ -73,11 +75,10 @@ class CycleGANConfig(ModelConfig):
     # residual blocks R256; None: the paper's rule, 9 at 256 px and above, else 6 (appendix 7.2)
     n_blocks: int | None = Field(None, ge=0)
     d_layers: int = Field(3, ge=1)  # PatchGAN stride-2 layers: 3 -> 70x70 patches, 2 -> 34x34
-    norm: Norm = "instance"  # instance | batch | none (running statistics in evaluation)
+    norm: Norm = "instance"  # instance | batch | none (per-image statistics in evaluation)
     lambda_cycle: float = Field(10.0, ge=0)  # lambda: the weight of L_cyc (eq. 3)
     identity_weight: float = Field(0.5, ge=0)  # L_identity's weight in units of lambda (0: off)
     pool_size: int = Field(50, ge=0)  # generated images kept per direction for D (0: none)
-    decay_start: float = Field(0.5, ge=0, le=1)  # lr decays linearly from this fraction of steps
 
 
 class ImagePool:
@@ -149,11 +150,11 @@ class CycleGAN(TranslationObjective):
     @property
     def n_blocks(self) -> int:
         """Residual blocks: ``model.n_blocks``, or 9 at 256 px and above and 6 below."""
-        m, resolution = self.model_cfg, self.cfg.data.resolution
+        m, resolution = self.model_cfg, self.data_cfg.resolution
         return m.n_blocks if m.n_blocks is not None else (9 if resolution >= 256 else 6)
 
     def build(self) -> dict[str, nn.Module]:
-        m, data = self.model_cfg, self.cfg.data
+        m, data = self.model_cfg, self.data_cfg
         channels_a, channels_b = data.domain_a_channels, data.channels
         check_patch_fits(data.resolution, m.d_layers)
         if m.identity_weight > 0 and channels_a != channels_b:
@@ -178,22 +179,14 @@ class CycleGAN(TranslationObjective):
 
     def phases(self) -> list[Phase]:
         """G and F on a batch, then D_B and D_A on the same batch (no data of their own)."""
-        train = self.cfg.train
-        common = {"betas": train.betas, "optimizer": train.optimizer}
         return [
-            Phase("generator", ("generator", "generator_ba"), lr=train.lr_g, **common),
-            Phase("discriminator", ("discriminator", "discriminator_a"), lr=train.lr_d,
-                  needs_data=False, **common),
-        ]  # fmt: skip
+            Phase("generator", ("generator", "generator_ba"), role="generator"),
+            Phase("discriminator", ("discriminator", "discriminator_a"), needs_data=False),
+        ]
 
     def set_step(self, step: int) -> None:
         """A new step: nothing of the last one's generator phase is judged in this one."""
         self._step_images = None
-
-    def lr_factor(self, step: int) -> float:
-        """1 for the first ``decay_start`` of ``train.steps``, then linear to 0 at the last
-        step (section 4: 100 epochs constant, 100 decaying); see :func:`linear_decay`."""
-        return linear_decay(step, self.cfg.train.steps, self.model_cfg.decay_start)
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``generator``: on ``batch``. ``discriminator``: with no batch (the trainer's call), on

@@ -41,7 +41,7 @@ class DCGAN(GAN):
 
     def build(self) -> dict[str, nn.Module]:
         m = self.model_cfg
-        if (m.g_fc or m.d_fc) and self.cfg.train.batch_size < 2:
+        if (m.g_fc or m.d_fc) and self.batch_size < 2:
             raise ConfigError(
                 "dcgan with model.g_fc or model.d_fc needs train.batch_size >= 2 (batch norm "
                 "after a fully connected layer has one value per unit in a batch of 1)"

@@ -53,7 +53,7 @@ class GAN(Objective):
             assert batch is not None
             return self.discriminator_loss(batch["image"])
         if phase == "generator":
-            return self.generator_loss(self.cfg.train.batch_size)
+            return self.generator_loss(self.batch_size)
         raise KeyError(phase)
 
     def discriminator_loss(

@@ -24,10 +24,11 @@ Channels: x has ``data.channels_a`` (default ``data.channels``), y ``data.channe
 both, C_a + C_b channels.
 
 Normalisation: the paper uses batch norm with batch size 1 or a few, and at test time keeps
-dropout and the statistics of the test batch (section 3.3). Per-image (or per-tile) statistics
-at inference would change each tile of a large image differently, so gankit's evaluation mode
-uses running statistics (``model.norm: batch``, the default; ``instance`` also keeps running
-statistics for evaluation, ``none`` has none) and no dropout: tiles are deterministic.
+dropout and the statistics of the test batch (section 3.3). gankit's evaluation normalises each
+image as a test batch of one (``model.norm: batch``, the default; ``instance`` the same, ``none``
+has none), without dropout: outputs are deterministic. Tiled inference takes the statistics over
+the whole image, estimated from the tiles (:mod:`gankit.translate.statistics`), so no tile is
+normalised by itself; running statistics are the ``stats=running`` option.
 ``model.eval_dropout: true`` keeps the paper's test-time dropout (noise) instead.
 """
 
@@ -59,7 +60,7 @@ class Pix2PixConfig(ModelConfig):
     # U-Net encoder layers; None: as many as data.resolution halves exactly (8 at 256 -> 1x1)
     num_downs: int | None = Field(None, ge=1)
     d_layers: int = Field(3, ge=1)  # PatchGAN stride-2 layers: 3 -> 70x70 patches, 2 -> 34x34
-    norm: Norm = "batch"  # batch | instance | none (running statistics in evaluation)
+    norm: Norm = "batch"  # batch | instance | none (per-image statistics in evaluation)
     dropout: float = Field(0.5, ge=0, lt=1)  # dropout rate of the decoder's CD layers
     dropout_layers: int = Field(3, ge=0)  # decoder layers with dropout, from the bottleneck up
     eval_dropout: bool = False  # keep dropout in evaluation (the paper's noise; tiles then vary)
@@ -77,11 +78,11 @@ class Pix2Pix(TranslationObjective):
     @property
     def num_downs(self) -> int:
         """U-Net depth: ``model.num_downs``, or the exact halvings of ``data.resolution``."""
-        m, resolution = self.model_cfg, self.cfg.data.resolution
+        m, resolution = self.model_cfg, self.data_cfg.resolution
         return m.num_downs if m.num_downs is not None else unet_depth(resolution)
 
     def build(self) -> dict[str, nn.Module]:
-        m, data = self.model_cfg, self.cfg.data
+        m, data = self.model_cfg, self.data_cfg
         channels_a, channels_b = data.domain_a_channels, data.channels
         check_patch_fits(data.resolution, m.d_layers)
         if self.num_downs < 1:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from gankit.config import ModelConfig, RunConfig
+from gankit.config import ModelConfig
 from gankit.errors import CheckpointError
 from gankit.losses import (
     drift_penalty,
@@ -122,8 +122,8 @@ class ProGAN(Objective):
     Config = ProGANConfig
     description = "Karras et al. 2018: progressive growing, equalised LR, pixel norm, WGAN-GP"
 
-    def __init__(self, cfg: RunConfig, num_classes: int = 0) -> None:
-        super().__init__(cfg, num_classes)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.step, self.stage, self.alpha = 0, 0, 1.0
         self.set_step(0)
 
@@ -131,7 +131,7 @@ class ProGAN(Objective):
     def resolutions(self) -> list[int]:
         """The stages' resolutions, validated against data.resolution."""
         stages = self.model_cfg.stages
-        resolution = self.cfg.data.resolution
+        resolution = self.data_cfg.resolution
         if stages is None:
             return progan_resolutions(resolution)
         check_resolutions(stages, resolution)
@@ -139,7 +139,7 @@ class ProGAN(Objective):
 
     def build(self) -> dict[str, nn.Module]:
         m = self.model_cfg
-        channels, stages = self.cfg.data.channels, self.resolutions
+        channels, stages = self.data_cfg.channels, self.resolutions
         return {
             "generator": ProGANGenerator(m.latent_dim, stages, channels, m.g_width, m.max_channels),
             "discriminator": ProGANDiscriminator(
@@ -205,7 +205,7 @@ class ProGAN(Objective):
             assert batch is not None
             return self.discriminator_loss(batch["image"])
         if phase == "generator":
-            return self.generator_loss(self.cfg.train.batch_size)
+            return self.generator_loss(self.batch_size)
         raise KeyError(phase)
 
     def critic(self, images: torch.Tensor) -> torch.Tensor:
@@ -258,7 +258,7 @@ class ProGAN(Objective):
         # Reading the buffers is a host sync: fine for sampling, never on the training path.
         stage, alpha = int(network.trained_stage), float(network.trained_alpha)
         images = network(inputs["z"], stage, alpha)
-        factor = self.cfg.data.resolution // images.shape[-1]
+        factor = self.data_cfg.resolution // images.shape[-1]
         if factor > 1:
             images = F.interpolate(images, scale_factor=factor, mode="nearest")
         return images.clamp(-1.0, 1.0)

@@ -181,7 +181,7 @@ class SiameseGAN(TranslationObjective):
 
     def check_sizes(self) -> None:
         """One-line ConfigErrors for sizes the method cannot train on."""
-        patch, resolution = self.model_cfg.patch, self.cfg.data.resolution
+        patch, resolution = self.model_cfg.patch, self.data_cfg.resolution
         if resolution != 2 * patch:
             raise ConfigError(
                 f"siamese cuts 2S x 2S images into four S x S patches: data.resolution="
@@ -194,9 +194,9 @@ class SiameseGAN(TranslationObjective):
                 f"model.patch={patch} must be a multiple of 2**model.g_downsamplings = "
                 f"{smallest // 2} and at least {smallest} (G's lowest resolution is 2 px or more)"
             )
-        if self.cfg.train.batch_size < 2:
+        if self.batch_size < 2:
             raise ConfigError(
-                f"train.batch_size={self.cfg.train.batch_size}: the siamese content loss compares "
+                f"train.batch_size={self.batch_size}: the siamese content loss compares "
                 "pairs of images; use a batch of 2 or more"
             )
 
@@ -206,7 +206,7 @@ class SiameseGAN(TranslationObjective):
         if channels_a != channels_b:
             raise ConfigError(
                 f"siamese needs both domains with the same channels (D embeds both): "
-                f"data.source={self.cfg.data.source!r} has {channels_a} and {channels_b}"
+                f"data.source={self.data_cfg.source!r} has {channels_a} and {channels_b}"
             )
 
     @property

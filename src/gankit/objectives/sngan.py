@@ -64,7 +64,7 @@ class SNGAN(Objective):
         """A conditional family refuses unlabelled data with a one-line ConfigError."""
         if self.model_cfg.conditional and self.num_classes == 0:
             raise ConfigError(
-                f"{self.cfg.family} with model.conditional=true needs class labels: use a "
+                f"{self.family} with model.conditional=true needs class labels: use a "
                 "labelled dataset (mnist, cifar10, folder with data.labels=true) or set "
                 "model.conditional=false"
             )
@@ -92,7 +92,7 @@ class SNGAN(Objective):
             assert batch is not None
             return self.discriminator_loss(batch)
         if phase == "generator":
-            return self.generator_loss(self.cfg.train.batch_size)
+            return self.generator_loss(self.batch_size)
         raise KeyError(phase)
 
     def discriminator_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -154,7 +154,7 @@ class SNGAN(Objective):
         """{"z": (n, latent_dim) ~ N(0, I)} plus {"label": (n,) int64} when conditional."""
         if not self.classes:
             conditions = {"labels": labels, **conditions}
-        reject_conditions(self.cfg.family, conditions)
+        reject_conditions(self.family, conditions)
         z = torch.randn(n, self.model_cfg.latent_dim, generator=generator, device=self.device)
         inputs = {"z": z}
         if self.classes:

@@ -5,7 +5,8 @@ The generator (:class:`gankit.nets.spade.SPADEGenerator`) normalises every layer
 (eq. 1): parameter-free batch norm (eqs. 2-3) modulated per pixel by gamma(m) and beta(m) from
 the label map m. It starts from the downsampled label map (no style encoder). The
 discriminator is pix2pixHD's multi-scale PatchGAN (Wang et al. 2018) on the concatenation of
-the one-hot label map and the image. Spectral norm on the layers of both (section 4).
+the one-hot label map and the image. Spectral norm where the authors' code puts it (section 4
+says "all the layers"; see :mod:`gankit.nets.spade`).
 
 Learning objective (section 4 and appendix A; pix2pixHD eqs. 4-5), summed over the scales k:
 
@@ -74,7 +75,7 @@ class SPADE(TranslationObjective):
 
     def build(self) -> dict[str, nn.Module]:
         m = self.model_cfg
-        channels = self.cfg.data.channels
+        channels = self.data_cfg.channels
         discriminator = MultiScaleDiscriminator(
             m.num_labels + channels, m.d_scales, m.d_width, m.d_layers, m.d_max_channels
         )
@@ -100,7 +101,7 @@ class SPADE(TranslationObjective):
         if any(len(x) and not bool((x == x[..., :1, :, :]).all()) for x in maps):
             raise ConfigError(
                 f"spade reads domain A as label maps with one index plane; data.source="
-                f"{self.cfg.data.source!r} has colour images there (store label maps as 1-channel "
+                f"{self.data_cfg.source!r} has colour images there (store label maps as 1-channel "
                 "indexed images, data.a_kind=labels)"
             )
         largest = max((int(x.max()) for x in maps if x.numel()), default=0)

@@ -2,8 +2,8 @@
 
 A translator's ``networks["generator"]`` maps a batch of domain-A images to domain B:
 (N, C_a, h, w) in [-1, 1] -> (N, C_b, h * scale, w * scale) in [-1, 1], fully convolutionally,
-so :mod:`gankit.translate` can apply it tile by tile to images of any size. Its normalisation
-layers must not use per-tile statistics in evaluation mode (running statistics or none).
+so :mod:`gankit.translate` can apply it tile by tile to images of any size; per-image
+normalisation then takes whole-image statistics (:mod:`gankit.translate.statistics`).
 
 Training batches come from a two-domain source (see :class:`gankit.data.base.ImageSet`):
 {"a": (B, C_a, R, R), "b": (B, C_b, R, R)} in [-1, 1], paired or not. Generator phases need
@@ -33,7 +33,7 @@ class TranslationObjective(Objective):
     needs_pairs: ClassVar[bool] = False  # True: rows of A and B must correspond (pix2pix, SPADE)
 
     def check_data(self, images: ImageSet) -> None:
-        family, source = self.cfg.family, self.cfg.data.source
+        family, source = self.family, self.data_cfg.source
         if self.needs_two_domains and not images.two_domains:
             raise ConfigError(
                 f"{family} translates domain A to domain B: data.source={source!r} has one "
@@ -42,19 +42,16 @@ class TranslationObjective(Objective):
         if self.needs_pairs and not images.paired:
             raise ConfigError(f"{family} trains on pairs: data.source={source!r} is unpaired "
                               "(set data.paired=true where the source allows it)")  # fmt: skip
-        if self.cfg.eval.metrics:
-            raise ConfigError(f"{family} is a translator: eval.metrics during training are for "
-                              "noise-to-image families; leave eval.metrics empty")  # fmt: skip
 
     @property
     def input_channels(self) -> int:
         """Channels of the translator's input (domain A; label maps: 1)."""
-        return self.cfg.data.domain_a_channels
+        return self.data_cfg.domain_a_channels
 
     @property
     def tile_size(self) -> int:
         """The input side the translator was trained on: the default tile for HD inference."""
-        return self.cfg.data.resolution
+        return self.data_cfg.resolution
 
     @property
     def input_multiple(self) -> int:
@@ -83,7 +80,7 @@ class TranslationObjective(Objective):
         self, n: int, generator: torch.Generator | None = None, **conditions: Any
     ) -> dict[str, torch.Tensor]:
         raise GankitError(
-            f"{self.cfg.family} translates images and samples nothing from noise: use "
+            f"{self.family} translates images and samples nothing from noise: use "
             "`gankit translate RUN IMAGE` (or gankit.load(RUN).translate(image))"
         )
 

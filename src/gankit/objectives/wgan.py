@@ -18,6 +18,8 @@ Algorithm 1).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from pydantic import Field
 from torch import nn
@@ -47,13 +49,14 @@ class WGANConfig(WassersteinConfig):
     critic_norm: CriticNorm = "batch"  # normalisation in the critic's hidden layers
 
 
-@OBJECTIVES.register("wgan")
-class WGAN(Objective):
-    """A critic trained n_critic times per generator step on the Wasserstein estimate, clipped."""
+class Wasserstein(Objective):
+    """The base of WGAN and WGAN-GP (not a family itself): DCGAN's generator and a critic,
+    ``critic_steps`` critic steps per generator step, and the Wasserstein terms of Algorithm 1.
+    WGAN adds weight clipping, WGAN-GP a gradient penalty."""
 
-    Config = WGANConfig
+    Config = WassersteinConfig
     discriminators = ("critic",)
-    description = "Arjovsky et al. 2017: Wasserstein critic with weight clipping, 5 critic steps"
+    dcgan_critic_init: ClassVar[bool] = False  # the critic's DCGAN init (WGAN's code: N(0, 0.02))
 
     def build(self) -> dict[str, nn.Module]:
         m = self.model_cfg
@@ -68,7 +71,12 @@ class WGAN(Objective):
                 activation=m.g_activation,
             ),
             "critic": DCGANCritic(
-                resolution, channels, m.critic_width, m.max_channels, m.critic_norm, dcgan_init=True
+                resolution,
+                channels,
+                m.critic_width,
+                m.max_channels,
+                m.critic_norm,
+                dcgan_init=self.dcgan_critic_init,
             ),
         }
 
@@ -80,7 +88,7 @@ class WGAN(Objective):
             assert batch is not None
             return self.critic_loss(batch["image"])
         if phase == "generator":
-            return self.generator_loss(self.cfg.train.batch_size)
+            return self.generator_loss(self.batch_size)
         raise KeyError(phase)
 
     def fake_images(self, n: int) -> torch.Tensor:
@@ -117,6 +125,15 @@ class WGAN(Objective):
         fake_scores = self.networks["critic"](self.generate(self.sample_inputs(n)))
         loss = wasserstein_generator_loss(fake_scores)
         return loss, {"loss_g": loss.detach()}
+
+
+@OBJECTIVES.register("wgan")
+class WGAN(Wasserstein):
+    """A critic trained n_critic times per generator step on the Wasserstein estimate, clipped."""
+
+    Config = WGANConfig
+    description = "Arjovsky et al. 2017: Wasserstein critic with weight clipping, 5 critic steps"
+    dcgan_critic_init = True
 
     @torch.no_grad()
     def after_step(self, phase: str) -> None:

@@ -18,13 +18,10 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from gankit.losses import gradient_penalty
-from gankit.nets import DCGANGenerator
-from gankit.nets.critic import DCGANCritic
 from gankit.objectives.registry import OBJECTIVES
-from gankit.objectives.wgan import WGAN, WassersteinConfig
+from gankit.objectives.wgan import Wasserstein, WassersteinConfig
 
 
 class WGANGPConfig(WassersteinConfig):
@@ -33,28 +30,12 @@ class WGANGPConfig(WassersteinConfig):
 
 
 @OBJECTIVES.register("wgan-gp")
-class WGANGP(WGAN):
-    """WGAN's critic and generator losses, with a gradient penalty instead of weight clipping."""
+class WGANGP(Wasserstein):
+    """The Wasserstein critic and generator losses, with a gradient penalty (no weight
+    clipping, no batch norm in the critic)."""
 
     Config = WGANGPConfig
     description = "Gulrajani et al. 2017: Wasserstein critic + gradient penalty (lambda 10), no BN"
-
-    def build(self) -> dict[str, nn.Module]:
-        m = self.model_cfg
-        channels, resolution, _ = self.image_shape
-        return {
-            "generator": DCGANGenerator(
-                m.latent_dim,
-                resolution,
-                channels,
-                m.g_width,
-                m.max_channels,
-                activation=m.g_activation,
-            ),
-            "critic": DCGANCritic(
-                resolution, channels, m.critic_width, m.max_channels, m.critic_norm
-            ),
-        }
 
     def critic_loss(self, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Eq. 3 on real: (N, C, H, W) in [-1, 1] and as many fresh fakes (global RNG)."""
@@ -66,6 +47,3 @@ class WGANGP(WGAN):
             loss = loss + gp_lambda * penalty
             stats |= {"gradient_penalty": penalty.detach(), "loss_critic": loss.detach()}
         return loss, stats
-
-    def after_step(self, phase: str) -> None:
-        """No weight clipping: the penalty is the Lipschitz constraint."""

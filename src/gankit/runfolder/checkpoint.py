@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from gankit.config import FORMAT
 from gankit.errors import CheckpointError
 from gankit.fileio import atomic_write
 from gankit.version import __version__
 
-FORMAT = 1  # bump when the checkpoint layout changes incompatibly
 # Config keys that define the networks: a resumed run must match these exactly.
 ARCHITECTURE_KEYS = ("family", "model", "data.resolution", "data.channels")
 

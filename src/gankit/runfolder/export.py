@@ -16,13 +16,17 @@ from torch import nn
 from gankit.version import __version__
 
 if TYPE_CHECKING:
+    from gankit.config import RunConfig
     from gankit.objectives import Objective
 
 EXPORT_FORMAT = 1
 
 
-def export_generator(objective: Objective, network: nn.Module, folder: Path) -> Path:
-    """Write ``network`` (the generator, or its EMA copy) and the run config to ``folder``."""
+def export_generator(
+    cfg: RunConfig, objective: Objective, network: nn.Module, folder: Path
+) -> Path:
+    """Write ``network`` (the generator, or its EMA copy) and the run config ``cfg`` (with the
+    global batch size, whatever the process count) to ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     name = objective.sample_network
     tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
@@ -33,10 +37,10 @@ def export_generator(objective: Objective, network: nn.Module, folder: Path) -> 
     manifest: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "gankit_version": __version__,
-        "family": objective.cfg.family,
+        "family": cfg.family,
         "network": name,
         "num_classes": objective.num_classes,
-        "config": objective.cfg.to_dict(),
+        "config": cfg.to_dict(),
     }
     (folder / "config.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return folder

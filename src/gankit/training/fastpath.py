@@ -27,6 +27,8 @@ from typing import Literal
 
 import torch
 
+from gankit.errors import GankitError
+
 log = logging.getLogger("gankit")
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -85,3 +87,14 @@ def configure_backends(device: torch.device, precision: str) -> None:
     allow_tf32 = precision != "fp32"
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
+
+
+def select_device(name: str) -> torch.device:
+    """ "auto" -> cuda when available, else cpu. An unavailable explicit device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GankitError("train.device=cuda but no CUDA device is available (use auto or cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise GankitError("train.device=mps but MPS is not available (use auto or cpu)")
+    return torch.device(name)

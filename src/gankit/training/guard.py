@@ -12,12 +12,19 @@ checkpoint with the learning rates halved, or stops, as ``train.nonfinite`` says
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from gankit.errors import GankitError
+
 MAX_ROLLBACKS = 3
 ROLLBACK_LR_FACTOR = 0.5
+
+
+class TrainingDiverged(GankitError):
+    """The losses became NaN or infinite."""
 
 
 @dataclass
@@ -62,3 +69,36 @@ class NonFiniteGuard:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.skipped, self.streak = int(state["skipped"]), int(state["streak"])
         self.rollbacks, self.lr_scale = int(state["rollbacks"]), float(state["lr_scale"])
+
+
+def rollback_or_stop(guard: NonFiniteGuard, step: int, policy: str, latest: Path) -> str:
+    """``patience`` steps in a row were skipped: the line that says so, when ``policy``
+    (``train.nonfinite``) and the rollbacks left allow a rollback to ``latest``; else
+    :class:`TrainingDiverged` with what to do."""
+    what = (
+        f"losses or gradients were NaN/Inf in {guard.streak} steps in a row (the last: step "
+        f"{step - 1}; {guard.skipped} optimiser steps skipped in all)"
+    )
+    if policy == "stop" or guard.rollbacks >= MAX_ROLLBACKS:
+        reason = "train.nonfinite=stop" if policy == "stop" else (
+            f"{MAX_ROLLBACKS} rollbacks did not help")  # fmt: skip
+        raise TrainingDiverged(f"{what}; stopped ({reason}); the last good checkpoint is "
+                               f"{latest} (resume it with a lower learning rate)")  # fmt: skip
+    if not latest.is_file():
+        raise TrainingDiverged(f"{what}; no checkpoint to roll back to: lower the learning "
+                               "rate or set train.checkpoint_every")  # fmt: skip
+    return what
+
+
+def out_of_memory(device: torch.device, batch: int, step: int, precision: str) -> GankitError:
+    """Running out of memory as one line that says what to change."""
+    used = ""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        used = f" ({(total - free) / 2**30:.1f} of {total / 2**30:.1f} GiB in use)"
+        torch.cuda.empty_cache()
+    return GankitError(
+        f"out of memory on {device}{used} at train.batch_size={batch}, step {step}: try "
+        f"--set train.batch_size={max(batch // 2, 1)}"
+        + (" or --set train.precision=bf16" if precision == "fp32" else "")
+    )

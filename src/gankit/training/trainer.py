@@ -2,7 +2,10 @@
 
 The trainer owns everything around the GAN math: optimisers (one per phase), zero_grad / backward /
 step, autocast and gradient scaling, the EMA generator, statistics, sample grids, checkpoints and
-the export. It knows no family by name: an :class:`Objective` supplies networks, phases and losses.
+the export. It knows no family by name: an :class:`Objective` supplies networks, phases and losses,
+and gets from the trainer only the step and this process's batch size (docs/design.md). Its
+resumable state is :mod:`gankit.training.state`; its records go to a :class:`Sink`
+(:mod:`gankit.training.sink`).
 
 Under ``torchrun`` it trains data-parallel (:mod:`gankit.training.distributed`): every rank runs
 this same loop on its share of each global batch, averages each phase's gradients with the
@@ -14,9 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
-import sys
-import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -25,20 +25,19 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from gankit.config import RunConfig
 from gankit.data import ImageSet, load_images
 from gankit.data.loader import InfiniteLoader
-from gankit.errors import CheckpointError, GankitError
+from gankit.errors import ConfigError, GankitError
 from gankit.metrics import MetricResult
+from gankit.nets.augment import attach_diffaugment
 from gankit.objectives import OBJECTIVES, Objective, Phase, linear_decay
 from gankit.runfolder import checkpoint as ckpt
 from gankit.runfolder.export import export_generator
-from gankit.runfolder.history import append_record, plot_losses, read_records, truncate_after
-from gankit.runfolder.images import save_grid
+from gankit.runfolder.images import make_grid, save_grid
 from gankit.runfolder.layout import RunDir
-from gankit.training import distributed
+from gankit.training import distributed, state
 from gankit.training.ema import EMA
 from gankit.training.evaluation import PeriodicEvaluation
 from gankit.training.fastpath import (
@@ -46,16 +45,24 @@ from gankit.training.fastpath import (
     configure_backends,
     resolve_channels_last,
     resolve_precision,
+    select_device,
     use_fused_optimizer,
 )
-from gankit.training.guard import MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, NonFiniteGuard
+from gankit.training.guard import (
+    MAX_ROLLBACKS,
+    ROLLBACK_LR_FACTOR,
+    NonFiniteGuard,
+    TrainingDiverged,
+    out_of_memory,
+    rollback_or_stop,
+)
 from gankit.training.health import HealthMonitor, diversity
+from gankit.training.optim import make_optimizer, resolve_phase
+from gankit.training.signals import StopSignals
+from gankit.training.sink import RunSink, Sink
+from gankit.training.stats import StatsWindow
 
 log = logging.getLogger("gankit")
-
-
-class TrainingDiverged(GankitError):
-    """The losses became NaN or infinite."""
 
 
 @dataclass
@@ -69,61 +76,9 @@ class TrainResult:
     is_main: bool = True  # False on the other ranks of a torchrun job (they report nothing)
 
 
-def select_device(name: str) -> torch.device:
-    """ "auto" -> cuda when available, else cpu. An unavailable explicit device is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GankitError("train.device=cuda but no CUDA device is available (use auto or cpu)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise GankitError("train.device=mps but MPS is not available (use auto or cpu)")
-    return torch.device(name)
-
-
-def make_optimizer(
-    phase: Phase, parameters: list[nn.Parameter], fused: bool = False
-) -> torch.optim.Optimizer:
-    """The optimiser of ``phase``; ``fused``: one fused kernel per step (Adam, AdamW, SGD; see
-    :func:`gankit.training.fastpath.use_fused_optimizer`)."""
-    implementation = {"fused": True} if fused else {}
-    if phase.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=phase.lr, betas=phase.betas, **implementation)
-    if phase.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=phase.lr, betas=phase.betas, **implementation)
-    if phase.optimizer == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=phase.lr)
-    if phase.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=phase.lr, momentum=phase.betas[0], **implementation)
-    raise GankitError(f"unknown optimizer {phase.optimizer!r}; valid: adam, adamw, rmsprop, sgd")
-
-
 def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
     """Images (N, C, H, W) in the NHWC memory layout; other tensors (labels) as they are."""
     return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
-
-
-class StopSignals(AbstractContextManager["StopSignals"]):
-    """While active, SIGINT and SIGTERM set ``requested`` instead of killing the process, so the
-    loop can finish its step and save. A second signal raises KeyboardInterrupt as usual."""
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 class Trainer:
@@ -135,6 +90,7 @@ class Trainer:
         run_dir: str | Path,
         resume: bool = False,
         images: ImageSet | None = None,  # pre-loaded data; None = load ``cfg.data``
+        sink: Sink | None = None,  # where records go; None: the run folder's (rank 0 only)
     ) -> None:
         self.dist, self.device = distributed.setup(select_device(cfg.train.device))
         if self.dist.enabled:  # one run folder: rank 0's (a default name has a timestamp)
@@ -147,10 +103,10 @@ class Trainer:
                 images = load_images(cfg.data)  # rank 0 first: it may download
         self.images = images
         self.objective: Objective = OBJECTIVES.get(cfg.family)(
-            self._rank_config(local_batch), self.images.num_classes
+            cfg, self.images.num_classes, batch_size=local_batch
         )
         self.objective.to(self.device)
-        self.objective.check_data(self.images)
+        self._check_objective()
         self.precision = resolve_precision(cfg.train.precision, self.device)
         self.channels_last = resolve_channels_last(
             cfg.train.channels_last, self.device, self.precision
@@ -164,7 +120,7 @@ class Trainer:
                 for network in self.objective.networks.values():
                     distributed.convert_sync_batchnorm(network, self.device)
             self.dist.broadcast_tensors(self._network_tensors(buffers_only=False))
-        self.phases = self.objective.phases()
+        self.phases = [resolve_phase(phase, cfg.train) for phase in self.objective.phases()]
         self.optimizers = {
             phase.name: make_optimizer(
                 phase,
@@ -201,12 +157,12 @@ class Trainer:
         self._last_eval_step = -1
         self.last_metrics: list[MetricResult] = []
         self.step = 0
-        self._stats: dict[str, torch.Tensor] = {}
-        self._stats_count: dict[str, int] = {}
+        self.stats = StatsWindow()  # the phases' statistics since the last log line
         self._skipped_logged = 0  # guard.skipped at the last log line
         self._latest_step: int | None = None  # the step checkpoints/latest.pt holds
-        self._writer: Any = None  # TensorBoard SummaryWriter while fit() runs
-        self._log_file: logging.Handler | None = None  # the run's log.txt while fit() runs
+        show = cfg.train.progress
+        self.sink = sink or (RunSink(self.run, cfg.output.tensorboard, show)
+                             if self.dist.is_main else Sink())  # fmt: skip
         self._stop: StopSignals | None = None  # while fit() runs
         self._stop_votes: torch.Tensor | None = None  # ranks that asked to stop (mean, 0 = none)
         if self.dist.enabled:  # each rank its own noise stream: a global batch of distinct z
@@ -225,13 +181,18 @@ class Trainer:
     def _parameters(self, names: tuple[str, ...]) -> list[nn.Parameter]:
         return [p for name in names for p in self.objective.networks[name].parameters()]
 
-    def _rank_config(self, local_batch: int) -> RunConfig:
-        """The config the objective sees: with several ranks its ``train.batch_size`` is this
-        rank's share (objectives size their generator batches by it); else ``cfg`` itself."""
-        if not self.dist.enabled:
-            return self.cfg
-        train = self.cfg.train.model_copy(update={"batch_size": local_batch})
-        return self.cfg.model_copy(update={"train": train})
+    def _check_objective(self) -> None:
+        """The objective's own data checks, DiffAugment on its discriminators, and no periodic
+        metrics for a translator (they score noise-to-image samples)."""
+        self.objective.check_data(self.images)
+        if self.cfg.train.diffaugment:
+            for name in self.objective.discriminators:
+                attach_diffaugment(self.objective.networks[name], self.cfg.train.diffaugment)
+        if self.objective.task == "translate" and self.cfg.eval.metrics:
+            raise ConfigError(
+                f"{self.cfg.family} is a translator: eval.metrics during training are for "
+                "noise-to-image families; leave eval.metrics empty"
+            )
 
     def _network_tensors(self, buffers_only: bool) -> list[torch.Tensor]:
         """Every buffer (and parameter) of every network, in a fixed order."""
@@ -248,7 +209,10 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _run_phase(self, phase: Phase) -> None:
+    def run_phase(self, phase: Phase) -> None:
+        """One phase of the current step: ``phase.repeats`` optimiser steps of its networks,
+        each on a fresh batch if it needs data, with the step's learning rate, autocast, the
+        gradient scaler, the gradient all-reduce (several ranks) and the non-finite guard."""
         # Only this phase's networks need parameter gradients: freezing the others saves their
         # weight-gradient computation (e.g. D's during a generator step).
         for name, network in self.objective.networks.items():
@@ -256,6 +220,7 @@ class Trainer:
         optimizer = self.optimizers[phase.name]
         train = self.cfg.train
         decay = linear_decay(self.step, train.steps, train.lr_decay_start)
+        assert phase.lr is not None, "phases are resolved in __init__"
         lr = phase.lr * self.objective.lr_factor(self.step) * decay * self.guard.lr_scale
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -276,7 +241,7 @@ class Trainer:
             self.scaler.step(optimizer)
             self.scaler.update()
             self.objective.after_step(phase.name)
-            self._accumulate(stats)
+            self.stats.add(stats)
 
     def _average_gradients(
         self, optimizer: torch.optim.Optimizer, loss: torch.Tensor
@@ -299,7 +264,7 @@ class Trainer:
                 optimizer.state.clear()  # re-initialised (step 0, zero moments) at the next step
         for phase in self.phases:
             if self.step >= phase.start and self.step % phase.every == 0:
-                self._run_phase(phase)
+                self.run_phase(phase)
         if self.dist.enabled:  # BN running statistics: rank 0's everywhere (as DDP broadcasts)
             self.dist.broadcast_tensors(self._network_tensors(buffers_only=True))
         if self.ema is not None:
@@ -315,25 +280,8 @@ class Trainer:
         except torch.OutOfMemoryError:
             for optimizer in self.optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
-            used = ""
-            if self.device.type == "cuda":
-                free, total = torch.cuda.mem_get_info(self.device)
-                used = f" ({(total - free) / 2**30:.1f} of {total / 2**30:.1f} GiB in use)"
-                torch.cuda.empty_cache()
             batch = self.cfg.train.batch_size
-            raise GankitError(
-                f"out of memory on {self.device}{used} at train.batch_size={batch}, step "
-                f"{self.step}: try --set train.batch_size={max(batch // 2, 1)}"
-                + (" or --set train.precision=bf16" if self.precision == "fp32" else "")
-            ) from None
-
-    def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
-        # Sums stay on the device: reading them back (a host sync) happens every log_every steps.
-        # Each statistic has its own count: phases run at different rates.
-        for key, value in stats.items():
-            value = value.detach().float()
-            self._stats[key] = self._stats[key] + value if key in self._stats else value
-            self._stats_count[key] = self._stats_count.get(key, 0) + 1
+            raise out_of_memory(self.device, batch, self.step, self.precision) from None
 
     # ------------------------------------------------------------------------------------------
     # The loop
@@ -342,30 +290,20 @@ class Trainer:
         """Train until ``train.steps``; save grids, checkpoints, the loss plot and the export."""
         train = self.cfg.train
         interrupted = False
-        progress = tqdm(
-            total=train.steps,
-            initial=self.step,
-            disable=not train.progress or not self.dist.is_main,
-            desc=self.cfg.family,
-            unit="step",
-            dynamic_ncols=True,
-            delay=0.5,
-            mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s
-        )
         clock = (time.perf_counter(), self.step)
         try:
-            self._prepare_run_dir()
+            self._start_run()
             with StopSignals() as stop:
                 self._stop = stop
                 while self.step < train.steps:
                     self._guarded_step()
                     if self.guard.exhausted:
                         self._on_nonfinite()
-                        progress.n = self.step
+                        self.sink.progress(self.step)
                         continue
-                    progress.update(1)
+                    self.sink.progress(self.step)
                     if self.step % train.log_every == 0:
-                        clock = self._log_stats(progress, clock)
+                        clock = self._log_stats(clock)
                     sample_due = train.sample_every and self.step % train.sample_every == 0
                     if sample_due and self.dist.is_main:
                         self.save_sample_grid()
@@ -373,57 +311,28 @@ class Trainer:
                         self.run_evaluation()
                     if train.checkpoint_every and self.step % train.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if self._stop_agreed(stop):
+                    if stop.agreed(self.dist, self._stop_votes, self.step):
                         interrupted = True
                         break
             return self._finish(interrupted)
         finally:
             self._stop = None
-            progress.close()
-            self._close_outputs()
-
-    def _stop_agreed(self, stop: StopSignals) -> bool:
-        """Whether to stop after this step: a signal here, or (several ranks) on any rank by the
-        last all-reduce of this step, so that every rank stops at the same step."""
-        if self.dist.enabled:
-            if self._stop_votes is None or float(self._stop_votes) == 0:
-                return False
-        elif not stop.requested:
-            return False
-        if stop.requested:
-            log.warning("%s received at step %d: saving and stopping", stop.requested, self.step)
-        elif self.dist.is_main:
-            log.warning("another training process was asked to stop at step %d: saving and "
-                        "stopping", self.step)  # fmt: skip
-        return True
-
-    def _close_outputs(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._log_file is not None:
-            log.removeHandler(self._log_file)
-            self._log_file.close()
-            self._log_file = None
+            self.sink.close()
 
     def _finish(self, interrupted: bool) -> TrainResult:
-        if self._stats:
-            self._log_stats(None, (time.perf_counter(), self.step))
+        if self.stats:
+            self._log_stats((time.perf_counter(), self.step))
         if self.evaluation is not None and not interrupted and self._last_eval_step != self.step:
             self.run_evaluation()
         self.save_checkpoint()
         grid = export_dir = None
         if self.dist.is_main:
             grid = self.save_sample_grid()
-            plot_losses(read_records(self.run.losses), self.run.loss_plot, title=str(self.run.root))
+            self.sink.finish(title=str(self.run.root))
             if not interrupted:
-                objective_cfg, self.objective.cfg = self.objective.cfg, self.cfg  # global batch
-                try:
-                    export_dir = export_generator(
-                        self.objective, self.sampling_network(), self.run.export
-                    )
-                finally:
-                    self.objective.cfg = objective_cfg
+                export_dir = export_generator(
+                    self.cfg, self.objective, self.sampling_network(), self.run.export
+                )
         if self.dist.enabled:  # every rank returns when the run's files are complete
             self.dist.barrier()
         return TrainResult(
@@ -431,25 +340,17 @@ class Trainer:
             is_main=self.dist.is_main,
         )  # fmt: skip
 
-    def _log_stats(self, progress: tqdm | None, clock: tuple[float, int]) -> tuple[float, int]:
+    def _log_stats(self, clock: tuple[float, int]) -> tuple[float, int]:
         """Read back the accumulated statistics (one host sync), check them, log them."""
-        keys = sorted(self._stats)
-        sums: list[float] = []
-        if keys:  # none when every step of the window was skipped
-            stacked = torch.stack([self._stats[k] for k in keys])
-            if self.dist.enabled:  # every rank ran the same phases: the same keys and counts
-                stacked = self.dist.mean(stacked)
-            sums = stacked.tolist()
-        record: dict[str, Any] = {"step": self.step}
-        record |= {k: total / self._stats_count[k] for k, total in zip(keys, sums, strict=True)}
-        self._stats, self._stats_count = {}, {}
+        means = self.stats.read(self.dist)
+        record: dict[str, Any] = {"step": self.step, **means}
         now = time.perf_counter()
         elapsed_steps = self.step - clock[1]
         if elapsed_steps > 0 and now > clock[0]:
             record["images_per_s"] = elapsed_steps * self.cfg.train.batch_size / (now - clock[0])
-        bad = [k for k in keys if not math.isfinite(record[k])]
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
         if self.dist.is_main:
-            self._write_stats(record, progress)
+            self._write_stats(record)
         if bad:
             raise TrainingDiverged(
                 f"{', '.join(bad)} became non-finite by step {self.step}; the last good checkpoint "
@@ -457,25 +358,17 @@ class Trainer:
             )
         return now, self.step
 
-    def _write_stats(self, record: dict[str, Any], progress: tqdm | None) -> None:
-        """Rank 0: the record to losses.jsonl, the log, TensorBoard and the progress bar."""
+    def _write_stats(self, record: dict[str, Any]) -> None:
+        """Rank 0: the record (and skipped-step and health warnings) to the sink."""
         if self.guard.skipped:
             record["skipped_steps"] = self.guard.skipped  # over the whole run
             if self.guard.skipped > self._skipped_logged:
                 log.warning("step %d: %d optimiser steps with NaN/Inf losses or gradients "
                             "skipped so far", self.step, self.guard.skipped)  # fmt: skip
             self._skipped_logged = self.guard.skipped
-        append_record(self.run.losses, record)
+        self.sink.losses(record)
         if self.health is not None:
             self._warn(self.health.check_stats(self.step, record))
-        if self._writer is not None:
-            for key, value in record.items():
-                if key != "step":
-                    self._writer.add_scalar(f"train/{key}", value, self.step)
-        if progress is not None:
-            progress.set_postfix(
-                {k: f"{v:.3g}" for k, v in record.items() if k != "step"}, refresh=False
-            )
 
     # ------------------------------------------------------------------------------------------
     # Metrics
@@ -490,9 +383,8 @@ class Trainer:
         results = self.evaluation.run(self.objective, self.sampling_network(), self.step)
         if self.dist.is_main:
             for result in results:
-                append_record(self.run.metrics, result.record(step=self.step))
-                if self._writer is not None:
-                    self._writer.add_scalar(f"eval/{result.metric}", result.value, self.step)
+                self.sink.metric(self.step, result.record(step=self.step), result.metric,
+                                 result.value)  # fmt: skip
         self._last_eval_step, self.last_metrics = self.step, results
         if self.evaluation.improved(results, self.step):  # the same results on every rank
             state = self.state_dict()
@@ -502,16 +394,13 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # Files
 
-    def _prepare_run_dir(self) -> None:
+    def _start_run(self) -> None:
+        """Rank 0: the run folder's config.yaml, the sink (log.txt from here on), a log line."""
         if not self.dist.is_main:
             return
         self.run.root.mkdir(parents=True, exist_ok=True)
         self.run.config.write_text(self.cfg.to_yaml(), encoding="utf-8")
-        self._log_file = logging.FileHandler(self.run.log, encoding="utf-8")
-        self._log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(self._log_file)
-        if log.getEffectiveLevel() > logging.INFO:
-            log.setLevel(logging.INFO)  # the run's log.txt keeps the INFO lines
+        self.sink.open(self.cfg.train.steps, self.step, self.cfg.family)
         log.info(
             "training %s on %s, %d steps, device %s, run folder %s",
             self.cfg.family,
@@ -527,10 +416,6 @@ class Trainer:
                 self.loader.batch_size, self.cfg.train.batch_size,
                 ", synchronised batch norm" if self.cfg.train.sync_batchnorm else "",
             )  # fmt: skip
-        if self.cfg.output.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.run.events))
 
     def sampling_network(self) -> nn.Module:
         """The network samples, grids, exports and metrics use: the EMA copy of the generator
@@ -551,112 +436,39 @@ class Trainer:
         if self.health is not None:
             ratio = self.health.diversity_ratio(self.objective.metric_view(images))
             self._warn(self.health.check_samples(self.step, ratio))
-        if self._writer is not None:
-            from gankit.runfolder.images import make_grid
-
-            self._writer.add_image(
-                "samples", make_grid(images, self.cfg.train.grid_size), self.step
-            )
-            if ratio is not None:
-                self._writer.add_scalar("health/diversity_ratio", ratio, self.step)
+        self.sink.samples(self.step, make_grid(images, self.cfg.train.grid_size))
+        if ratio is not None:
+            self.sink.scalar("health/diversity_ratio", ratio, self.step)
         return path
 
     def _warn(self, warning: str | None) -> None:
-        """A health warning: to the log and TensorBoard."""
-        if warning is None:
-            return
-        log.warning(warning)
-        if self._writer is not None:
-            self._writer.add_text("health", warning, self.step)
+        """A health warning: to the log and the sink."""
+        if warning is not None:
+            self.sink.warning(warning, self.step)
 
     def state_dict(self) -> dict[str, Any]:
-        """The whole training state. With several ranks a collective (every rank must call it):
-        ``ranks`` holds each rank's own random streams, sampler and objective state, in order;
-        the top-level ``rng`` and ``loader`` are rank 0's."""
-        rank_state = self._rank_state()
-        return {
-            "family": self.cfg.family,
-            "config": self.cfg.to_dict(),
-            "step": self.step,
-            "num_classes": self.objective.num_classes,
-            "networks": {n: net.state_dict() for n, net in self.objective.networks.items()},
-            "ema": self.ema.shadow.state_dict() if self.ema else None,
-            "optimizers": {n: opt.state_dict() for n, opt in self.optimizers.items()},
-            "scaler": self.scaler.state_dict(),
-            "loader": self.loader.state_dict(),
-            "fixed_inputs": self.fixed_inputs,
-            "objective": self.objective.extra_state(),
-            "best": self.evaluation.best if self.evaluation else None,
-            "rng": rank_state["rng"],
-            "guard": self.guard.state_dict(),
-            "world_size": self.dist.world_size,
-            "ranks": self.dist.all_gather_object(rank_state) if self.dist.enabled else None,
-        }
-
-    def _rank_state(self) -> dict[str, Any]:
-        """What differs between ranks: RNG states, the sampler's augmentation draws, the
-        objective's extra state (e.g. an image pool); on the CPU when gathered from ranks."""
-        state = {
-            "rng": ckpt.capture_rng(),
-            "loader": self.loader.state_dict(),
-            "objective": self.objective.extra_state(),
-        }
-        return _to_cpu(state) if self.dist.enabled else state
+        """The whole training state (:func:`gankit.training.state.capture`); with several
+        ranks a collective: every rank must call it."""
+        return state.capture(self)
 
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoints/latest.pt`` atomically. With ``train.keep_checkpoints`` = N > 1
-        the previous latest stays as ``step-XXXXXX.pt`` (a hard link: no copy), N - 1 of them.
-
-        A failed write (disk full, permissions) leaves the previous checkpoint intact and is one
-        :class:`CheckpointError` line."""
-        latest, keep = self.run.latest, self.cfg.train.keep_checkpoints
-        previous = self._latest_step
-        state = self.state_dict()  # a collective with several ranks
-        failure = None
-        if self.dist.is_main:
-            try:
-                if keep > 1 and latest.is_file() and previous is not None and previous != self.step:
-                    ckpt.keep_copy(latest, self.run.step_checkpoint(previous))
-                ckpt.save_checkpoint(state, latest)
-            except OSError as exc:
-                failure = str(exc.strerror or exc)
-        if self.dist.enabled:  # every rank stops with rank 0's error, none waits forever
-            failure = self.dist.broadcast_object(failure)
-        if failure is not None:
-            before = f"step {previous}" if previous is not None else "none"
-            raise CheckpointError(
-                f"could not write the checkpoint of step {self.step} to {latest} "
-                f"({failure}); the previous checkpoint ({before}) is intact"
-            )
+        """Write ``checkpoints/latest.pt`` atomically (:func:`gankit.training.state.write_latest`);
+        a failed write leaves the previous one intact and is one CheckpointError line."""
+        state.write_latest(self, self._latest_step)
         self._latest_step = self.step
-        if self.dist.is_main:
-            ckpt.prune(self.run.checkpoints, keep - 1)
-        return latest
+        return self.run.latest
 
     def _resume(self) -> None:
-        state = ckpt.load_checkpoint(self.run.latest, map_location=self.device)
-        if state["family"] != self.cfg.family:
-            raise CheckpointError(
-                f"{self.run.latest}: a {state['family']!r} checkpoint, not {self.cfg.family!r}"
-            )
-        differences = ckpt.architecture_differences(state["config"], self.cfg.to_dict())
-        if differences:
-            raise CheckpointError(
-                f"cannot resume {self.run.root} with a changed architecture: "
-                + "; ".join(differences)
-            )
-        if state["loader"]["dataset_size"] != len(self.images):
-            raise CheckpointError(
-                f"cannot resume {self.run.root}: the dataset has {len(self.images)} images, the "
-                f"checkpoint was trained on {state['loader']['dataset_size']}"
-            )
-        self._load_state(state)
+        saved = ckpt.load_checkpoint(self.run.latest, map_location=self.device)
+        state.migrate(self, saved)
+        state.check_resumable(self, saved)
+        state.restore(self, saved)
+        self._latest_step = self.step
         if self.dist.is_main:
             for partial in self.run.checkpoints.glob(".*.tmp"):  # a write killed half-way
                 partial.unlink(missing_ok=True)
-            truncate_after(self.run.losses, self.step)
-            truncate_after(self.run.metrics, self.step)
-        saved_world = int(state.get("world_size") or 1)
+            self.sink.rewind(self.step)
+        saved_world = int(saved.get("world_size") or 1)
         log.info("resumed %s at step %d", self.run.root, self.step)
         if saved_world != self.dist.world_size:
             log.info(
@@ -667,87 +479,20 @@ class Trainer:
                 self.loader.batch_size,
             )  # fmt: skip
 
-    def _load_state(self, state: dict[str, Any]) -> None:
-        """Everything a checkpoint holds back into the trainer (after _resume's checks)."""
-        for name, network in self.objective.networks.items():
-            network.load_state_dict(state["networks"][name])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.shadow.load_state_dict(state["ema"])
-        for name, optimizer in self.optimizers.items():
-            # The implementation (fused or not) is this run's choice, not the checkpoint's:
-            # load_state_dict would otherwise bring back the saved groups' flags.
-            flags = [
-                {k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups
-            ]
-            optimizer.load_state_dict(state["optimizers"][name])
-            for group, own in zip(optimizer.param_groups, flags, strict=True):
-                group.update(own)
-        self.scaler.load_state_dict(state["scaler"])
-        self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed_inputs"].items()}
-        self.step = int(state["step"])
-        if self.evaluation is not None:
-            self.evaluation.best = state.get("best")
-        self._latest_step = self.step
-        if "guard" in state:
-            self.guard.load_state_dict(state["guard"])
-        self._load_rank_state(state)
-
-    def _load_rank_state(self, state: dict[str, Any]) -> None:
-        """This rank's random streams, sampler and objective state. Saved by as many ranks as
-        now: each rank continues its own exactly. Saved by another number: the sampler
-        continues at the same global position (see InfiniteLoader.load_state_dict), the
-        objective's extra state is rank 0's, and the torch RNG of every rank is re-seeded from
-        (train.seed, rank, step)."""
-        ranks = state.get("ranks")
-        same_world = int(state.get("world_size") or 1) == self.dist.world_size
-        if same_world and ranks:
-            own = ranks[self.dist.rank]
-        else:
-            own = {"rng": state["rng"], "loader": state["loader"], "objective": state["objective"]}
-        self.objective.load_extra_state(own["objective"])
-        self.loader.load_state_dict(own["loader"])
-        ckpt.restore_rng(own["rng"])
-        if not same_world:
-            torch.manual_seed(distributed.rank_seed(self.cfg.train.seed, self.dist.rank, self.step))
-
     def _on_nonfinite(self) -> None:
         """``nonfinite_patience`` steps in a row were skipped: roll back or stop."""
-        guard, train = self.guard, self.cfg.train
-        what = (
-            f"losses or gradients were NaN/Inf in {guard.streak} steps in a row (the last: step "
-            f"{self.step - 1}; {guard.skipped} optimiser steps skipped in all)"
-        )
-        if train.nonfinite == "stop" or guard.rollbacks >= MAX_ROLLBACKS:
-            reason = "train.nonfinite=stop" if train.nonfinite == "stop" else (
-                f"{MAX_ROLLBACKS} rollbacks did not help")  # fmt: skip
-            raise TrainingDiverged(
-                f"{what}; stopped ({reason}); the last good checkpoint is {self.run.latest} "
-                "(resume it with a lower learning rate)"
-            )
-        if not self.run.latest.is_file():
-            raise TrainingDiverged(f"{what}; no checkpoint to roll back to: lower the learning "
-                                   "rate or set train.checkpoint_every")  # fmt: skip
+        guard = self.guard
+        what = rollback_or_stop(guard, self.step, self.cfg.train.nonfinite, self.run.latest)
         rollbacks, skipped = guard.rollbacks + 1, guard.skipped
-        self._load_state(ckpt.load_checkpoint(self.run.latest, map_location=self.device))
+        state.restore(self, ckpt.load_checkpoint(self.run.latest, map_location=self.device))
+        self._latest_step = self.step
         guard.rollbacks, guard.skipped, guard.streak = rollbacks, skipped, 0
         guard.lr_scale = ROLLBACK_LR_FACTOR**rollbacks
-        self._stats, self._stats_count = {}, {}
+        self.stats.clear()
         if not self.dist.is_main:
             return
-        truncate_after(self.run.losses, self.step)
-        truncate_after(self.run.metrics, self.step)
+        self.sink.rewind(self.step)
         log.warning(
             "%s: rolled back to the checkpoint of step %d with learning rates x%g (rollback %d "
             "of at most %d)", what, self.step, guard.lr_scale, rollbacks, MAX_ROLLBACKS,
         )  # fmt: skip
-
-
-def _to_cpu(tree: Any) -> Any:
-    """``tree`` (dicts, lists, tuples of tensors and plain values) with every tensor on the CPU."""
-    if isinstance(tree, torch.Tensor):
-        return tree.cpu()
-    if isinstance(tree, dict):
-        return {k: _to_cpu(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_to_cpu(v) for v in tree)
-    return tree

@@ -1,10 +1,17 @@
+"""DCGAN (Radford et al. 2015): the networks' layout, ReLU in G, the 64 px channels, the FC
+layers' batch-size rule."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError
-from gankit.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gankit.nets import DCGANDiscriminator, DCGANGenerator
+from gankit.objectives import OBJECTIVES
+from gankit.resolve import build_config
+from tests.conftest import tiny_config
 
 
 @pytest.mark.parametrize("resolution", [28, 32, 48, 64])
@@ -111,9 +118,59 @@ def test_dcgan_rejects_resolutions_it_cannot_build(resolution):
         DCGANGenerator(8, resolution, 1)
 
 
-def test_mlp_networks_shapes():
-    generator = MLPGenerator(10, (1, 12, 12), hidden=(16, 32))
-    discriminator = MLPDiscriminator((1, 12, 12), hidden=(32, 16))
-    images = generator(torch.randn(5, 10))
-    assert images.shape == (5, 1, 12, 12)
-    assert discriminator(images).shape == (5,)
+def test_dcgan_fc_layers_refuse_a_batch_of_one():
+    # BatchNorm1d after the FC layer cannot normalise one value per unit: one line, at build.
+    with pytest.raises(ConfigError, match=r"train\.batch_size >= 2"):
+        OBJECTIVES.get("dcgan")(tiny_config("dcgan", "train.batch_size=1"))
+    OBJECTIVES.get("dcgan")(
+        tiny_config("dcgan", "train.batch_size=1", "model.g_fc=0", "model.d_fc=0")
+    )
+
+
+DCGAN_GENERATORS = {
+    "dcgan": (),
+    "lsgan": (),
+    "wgan": (),
+    "wgan-gp": (),
+    "cgan": ("model.architecture=conv", "model.g_width=4", "model.d_width=4", "data.resolution=16"),
+}
+
+
+def _activation_types(network: torch.nn.Module) -> list[type]:
+    return [
+        type(m) for m in network.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))
+    ]
+
+
+@pytest.mark.parametrize("family", sorted(DCGAN_GENERATORS))
+def test_dcgan_generators_use_relu_unless_model_g_activation_says_leaky_relu(family):
+    """Radford et al. 2015, section 3: ReLU in G, LeakyReLU in D; model.g_activation=leaky_relu
+    puts LeakyReLU(0.2) in G and leaves D (or the critic) as it is."""
+    overrides = DCGAN_GENERATORS[family]
+    default = OBJECTIVES.get(family)(tiny_config(family, *overrides), num_classes=10)
+    leaky_cfg = tiny_config(family, *overrides, "model.g_activation=leaky_relu")
+    leaky = OBJECTIVES.get(family)(leaky_cfg, num_classes=10)
+    assert default.model_cfg.g_activation == "relu"
+    relu_types = _activation_types(default.networks["generator"])
+    leaky_types = _activation_types(leaky.networks["generator"])
+    assert relu_types and set(relu_types) == {torch.nn.ReLU}
+    assert leaky_types == [torch.nn.LeakyReLU] * len(relu_types)
+    (judge,) = set(default.networks) - {"generator"}
+    assert set(_activation_types(default.networks[judge])) == {torch.nn.LeakyReLU}
+    assert _activation_types(default.networks[judge]) == _activation_types(leaky.networks[judge])
+    assert default.networks["generator"].state_dict().keys() == (
+        leaky.networks["generator"].state_dict().keys()
+    )
+
+
+def test_dcgan_default_preset_at_64_pixels_has_the_papers_channels():
+    """configs/dcgan/default.yaml (64 px): G 4x4x1024 -> 512 -> 256 -> 128 (Radford et al. 2015,
+    figure 1) and D 128 -> 256 -> 512 -> 4x4x1024 (Newmu/dcgan_code, ndf = 128)."""
+    cfg = build_config(load_yaml(preset_path("dcgan", "default")), family="dcgan")
+    networks = OBJECTIVES.get("dcgan")(cfg).networks
+    generator, discriminator = networks["generator"], networks["discriminator"]
+    assert cfg.data.resolution == 64 and generator.start_shape == (1024, 4, 4)
+    g_convs = [m for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    d_convs = [m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in g_convs] == [512, 256, 128, 3]
+    assert [c.out_channels for c in d_convs] == [128, 256, 512, 1024]
