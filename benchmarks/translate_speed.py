@@ -109,7 +109,9 @@ def build_network(name: str, width: int, blocks: int) -> tuple[nn.Module, str, i
         try:
             from gankit.nets.translation import ResNetTranslator
 
-            net = ResNetTranslator(3, 3, width=width, n_blocks=blocks, norm="instance")
+            net = ResNetTranslator(
+                in_channels=3, out_channels=3, width=width, n_blocks=blocks, norm="instance"
+            )
             return net, f"untrained CycleGAN ResNetTranslator(width={width}, blocks={blocks})", 4
         except (ImportError, TypeError) as error:
             print(f"# cyclegan network unavailable ({error}); using the small one", file=sys.stderr)
@@ -117,7 +119,7 @@ def build_network(name: str, width: int, blocks: int) -> tuple[nn.Module, str, i
         try:
             from gankit.nets.siamese import PatchGenerator
 
-            net = PatchGenerator(3, 3, width=width, residual_blocks=blocks)
+            net = PatchGenerator(in_channels=3, out_channels=3, width=width, residual_blocks=blocks)
             return net, f"untrained Siamese PatchGenerator(width={width}, blocks={blocks})", 4
         except (ImportError, TypeError) as error:
             print(f"# siamese network unavailable ({error}); using the small one", file=sys.stderr)

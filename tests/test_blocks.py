@@ -26,25 +26,25 @@ def _seed():
 
 
 def test_residual_blocks_resample_by_two():
-    up = ResBlockUp(8, 4, spectral=True)
+    up = ResBlockUp(in_channels=8, out_channels=4, spectral=True)
     assert up(torch.randn(2, 8, 5, 5)).shape == (2, 4, 10, 10)
-    down = ResBlockDown(4, 8)
+    down = ResBlockDown(in_channels=4, out_channels=8)
     assert down(torch.randn(2, 4, 10, 10)).shape == (2, 8, 5, 5)
-    first = ResBlockDown(1, 8, first=True)
+    first = ResBlockDown(in_channels=1, out_channels=8, first=True)
     assert first(torch.randn(2, 1, 16, 16)).shape == (2, 8, 8, 8)
-    same = ResBlockDown(8, 8, downsample=False)
+    same = ResBlockDown(in_channels=8, out_channels=8, downsample=False)
     assert same.shortcut is None  # identity shortcut when the shape is unchanged
     assert same(torch.randn(2, 8, 4, 4)).shape == (2, 8, 4, 4)
 
 
 def test_down_blocks_follow_the_paper_order():
     # The optimised first block: conv -> ReLU -> conv -> pool, shortcut pool -> conv1x1.
-    first = ResBlockDown(1, 4, first=True, spectral=False)
+    first = ResBlockDown(in_channels=1, out_channels=4, first=True, spectral=False)
     x = torch.randn(2, 1, 8, 8)
     expected = F.avg_pool2d(first.conv2(F.relu(first.conv1(x))), 2)
     torch.testing.assert_close(first(x), expected + first.shortcut(F.avg_pool2d(x, 2)))
     # Later blocks: ReLU -> conv -> ReLU -> conv -> pool, shortcut conv1x1 -> pool.
-    later = ResBlockDown(4, 8, spectral=False)
+    later = ResBlockDown(in_channels=4, out_channels=8, spectral=False)
     x = torch.randn(2, 4, 8, 8)
     expected = F.avg_pool2d(later.conv2(F.relu(later.conv1(F.relu(x)))), 2)
     torch.testing.assert_close(later(x), expected + F.avg_pool2d(later.shortcut(x), 2))
@@ -55,7 +55,7 @@ def _double(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_up_block_follows_the_paper_order():
-    up = ResBlockUp(4, 2)
+    up = ResBlockUp(in_channels=4, out_channels=2)
     x = torch.randn(3, 4, 5, 5)
     h = up.conv1(_double(F.relu(up.norm1(x))))
     expected = up.conv2(F.relu(up.norm2(h))) + up.shortcut(_double(x))
@@ -99,7 +99,7 @@ def test_spectral_norm_bounds_the_largest_singular_value(shape):
 
 
 def test_conditional_batch_norm_applies_gains_and_biases_from_the_condition():
-    norm = ConditionalBatchNorm2d(6, condition_dim=5)
+    norm = ConditionalBatchNorm2d(channels=6, condition_dim=5)
     x, c = torch.randn(4, 6, 3, 3), torch.randn(4, 5)
     normalised = F.batch_norm(x, None, None, training=True, eps=norm.norm.eps)
     gain = 1 + c @ norm.gain.weight.T + norm.gain.bias
@@ -127,7 +127,7 @@ def test_class_conditional_batch_norm_differs_per_class():
 
 
 def test_projection_head_adds_the_inner_product_with_the_class_embedding():
-    head = ProjectionHead(8, num_classes=4).eval()  # eval: fixed u, v, so fixed weights
+    head = ProjectionHead(features=8, num_classes=4).eval()  # eval: fixed u, v, so fixed weights
     features = torch.randn(3, 8)
     labels = torch.tensor([0, 2, 3])
     psi = features @ head.psi.weight.T + head.psi.bias
@@ -135,15 +135,18 @@ def test_projection_head_adds_the_inner_product_with_the_class_embedding():
     torch.testing.assert_close(head(features, labels), expected)
     other = head(features, (labels + 1) % 4)
     assert (other - head(features, labels)).abs().min() > 1e-4
-    assert ProjectionHead(8).eval()(features).shape == (3,)
+    assert ProjectionHead(features=8).eval()(features).shape == (3,)
 
 
 @pytest.mark.parametrize("resolution", [16, 28, 32, 64])
 def test_resnet_shapes_at_several_resolutions(resolution):
     attention = resolution // 2
-    g = ResNetGenerator(12, resolution, 3, 4, num_classes=5, attention_at=attention,
-                        spectral_norm=True, hierarchical=True, shared_embedding_dim=6)  # fmt: skip
-    d = ResNetDiscriminator(resolution, 3, 4, num_classes=5, attention_at=attention)
+    g = ResNetGenerator(latent_dim=12, resolution=resolution, channels=3, width=4, num_classes=5,
+                        attention_at=attention, spectral_norm=True, hierarchical=True,
+                        shared_embedding_dim=6)  # fmt: skip
+    d = ResNetDiscriminator(
+        resolution=resolution, channels=3, width=4, num_classes=5, attention_at=attention
+    )
     images = g(torch.randn(2, 12), torch.tensor([0, 4]))
     assert images.shape == (2, 3, resolution, resolution)
     assert images.abs().max() <= 1
@@ -152,7 +155,9 @@ def test_resnet_shapes_at_several_resolutions(resolution):
 
 def test_resnet_refuses_unfit_resolutions_and_attention_sizes():
     with pytest.raises(ConfigError, match=r"data\.resolution=72"):
-        ResNetGenerator(8, 24 * 3, 1, 4)  # 72 = 9 * 8: no s0 in 4..7
+        ResNetGenerator(
+            latent_dim=8, resolution=24 * 3, channels=1, width=4
+        )  # 72 = 9 * 8: no s0 in 4..7
     with pytest.raises(ConfigError, match="attention_at=32"):
-        ResNetDiscriminator(32, 1, 4, attention_at=32)
+        ResNetDiscriminator(resolution=32, channels=1, width=4, attention_at=32)
     assert split_sizes(10, 4) == [3, 3, 2, 2]

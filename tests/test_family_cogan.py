@@ -26,8 +26,8 @@ def _ids(module: torch.nn.Module) -> set[int]:
 
 
 def test_generators_share_their_first_layers_and_discriminators_their_last():
-    generator = CoupledGenerator(8, 16, 1, width=4)
-    discriminator = CoupledDiscriminator(16, 1, width=4)
+    generator = CoupledGenerator(latent_dim=8, resolution=16, channels=1, width=4)
+    discriminator = CoupledDiscriminator(resolution=16, channels=1, width=4)
     branch_a, branch_b = generator.branch("a"), generator.branch("b")
     assert branch_a[0] is branch_b[0] is generator.shared
     assert _ids(branch_a) & _ids(branch_b) == _ids(generator.shared)
@@ -45,13 +45,13 @@ def test_generators_share_their_first_layers_and_discriminators_their_last():
 
 
 def test_domain_b_gradients_reach_the_shared_layers_and_not_domain_a_layers():
-    generator = CoupledGenerator(8, 16, 1, width=4)
+    generator = CoupledGenerator(latent_dim=8, resolution=16, channels=1, width=4)
     _, image_b = generator(torch.randn(4, 8))
     image_b.square().mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.shared.parameters())
     assert all(p.grad is None for p in generator.heads["a"].parameters())
 
-    discriminator = CoupledDiscriminator(16, 1, width=4)
+    discriminator = CoupledDiscriminator(resolution=16, channels=1, width=4)
     _, logits_b = discriminator(torch.randn(4, 1, 16, 16), torch.randn(4, 1, 16, 16))
     logits_b.sum().backward()
     shared = list(discriminator.shared.parameters())

@@ -39,7 +39,7 @@ def _l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def test_resnet_translator_is_the_papers_c7s1_d_r_u_c7s1_layout():
-    generator = ResNetTranslator(3, 3)  # 256 px: 9 blocks
+    generator = ResNetTranslator(in_channels=3, out_channels=3)  # 256 px: 9 blocks
     convs = [m for m in generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     assert [c.out_channels for c in convs] == [64, 128, 256] + [256] * 18 + [128, 64, 3]
     assert [c.kernel_size[0] for c in convs] == [7, 3, 3] + [3] * 18 + [3, 3, 7]
@@ -54,7 +54,7 @@ def test_resnet_translator_is_the_papers_c7s1_d_r_u_c7s1_layout():
 
 
 def test_patchgan_is_c64_c128_c256_c512_with_70_pixel_patches():
-    discriminator = PatchGANDiscriminator(3)
+    discriminator = PatchGANDiscriminator(in_channels=3)
     convs = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 128, 256, 512, 1]
     assert [c.stride[0] for c in convs] == [2, 2, 2, 1, 1]
@@ -63,7 +63,7 @@ def test_patchgan_is_c64_c128_c256_c512_with_70_pixel_patches():
     assert discriminator.receptive_field == 70
     assert discriminator(torch.zeros(2, 3, 256, 256)).shape == (2, 1, 30, 30)
     # The pixels one score depends on (no norm: nothing image-wide) form a 70 x 70 square.
-    linear = PatchGANDiscriminator(3, width=8, norm="none")
+    linear = PatchGANDiscriminator(in_channels=3, width=8, norm="none")
     images = torch.randn(1, 3, 128, 128, requires_grad=True)
     (grad,) = torch.autograd.grad(linear(images)[0, 0, 5, 5], images)
     rows, columns = grad.abs().sum(dim=(0, 1)).nonzero().unbind(1)
@@ -176,9 +176,9 @@ def test_weights_written_with_running_statistics_in_evaluation_still_load(monkey
 
     with monkeypatch.context() as patch:
         patch.setattr(translation, "norm_layer", old_norm)
-        old = ResNetTranslator(1, 1, width=4, n_blocks=1)
+        old = ResNetTranslator(in_channels=1, out_channels=1, width=4, n_blocks=1)
     old.train()(torch.rand(4, 1, 16, 16))  # running averages away from (0, 1)
-    new = ResNetTranslator(1, 1, width=4, n_blocks=1)
+    new = ResNetTranslator(in_channels=1, out_channels=1, width=4, n_blocks=1)
     new.load_state_dict(old.state_dict())  # strict: the same keys
     images = torch.rand(2, 1, 24, 24) * 2 - 1
     with torch.no_grad():

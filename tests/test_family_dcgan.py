@@ -17,8 +17,8 @@ from tests.conftest import tiny_config
 @pytest.mark.parametrize("resolution", [28, 32, 48, 64])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_dcgan_networks_map_noise_to_images_to_logits(resolution, channels):
-    generator = DCGANGenerator(16, resolution, channels, width=8)
-    discriminator = DCGANDiscriminator(resolution, channels, width=8)
+    generator = DCGANGenerator(latent_dim=16, resolution=resolution, channels=channels, width=8)
+    discriminator = DCGANDiscriminator(resolution=resolution, channels=channels, width=8)
     images = generator(torch.randn(3, 16))
     assert images.shape == (3, channels, resolution, resolution)
     assert images.abs().max() <= 1.0
@@ -26,13 +26,13 @@ def test_dcgan_networks_map_noise_to_images_to_logits(resolution, channels):
 
 
 def test_dcgan_generator_starts_at_4x4x512_for_32_pixels():
-    generator = DCGANGenerator(100, 32, 3, width=64)
+    generator = DCGANGenerator(latent_dim=100, resolution=32, channels=3, width=64)
     assert generator.start_shape == (512, 4, 4)
     assert isinstance(generator.project_act[0], torch.nn.BatchNorm2d)
 
 
 def test_dcgan_discriminator_has_no_batch_norm_on_its_first_layer():
-    discriminator = DCGANDiscriminator(32, 3, width=8)
+    discriminator = DCGANDiscriminator(resolution=32, channels=3, width=8)
     layers = list(discriminator.features)
     assert isinstance(layers[0], torch.nn.Conv2d) and isinstance(layers[1], torch.nn.LeakyReLU)
     assert sum(isinstance(layer, torch.nn.BatchNorm2d) for layer in layers) == 2
@@ -41,8 +41,8 @@ def test_dcgan_discriminator_has_no_batch_norm_on_its_first_layer():
 def test_dcgan_fully_connected_layers_are_the_infogan_mnist_networks():
     """g_fc / d_fc add InfoGAN's FC 1024 layers (Chen et al. 2016, appendix C.1): z -> FC 1024 ->
     7x7x128 -> 14x14x64 -> 28x28 and 28 -> 14x14x64 -> 7x7x128 -> FC 1024 -> logit."""
-    generator = DCGANGenerator(62, 28, 1, width=32, fc=1024)
-    discriminator = DCGANDiscriminator(28, 1, width=64, fc=1024)
+    generator = DCGANGenerator(latent_dim=62, resolution=28, channels=1, width=32, fc=1024)
+    discriminator = DCGANDiscriminator(resolution=28, channels=1, width=64, fc=1024)
     assert generator.start_shape == (128, 7, 7)
     assert generator.project.in_features == 1024 and generator.project.out_features == 128 * 49
     assert discriminator.to_logit.in_features == 1024
@@ -50,7 +50,7 @@ def test_dcgan_fully_connected_layers_are_the_infogan_mnist_networks():
     images = generator(torch.randn(4, 62))
     assert images.shape == (4, 1, 28, 28)
     assert discriminator(images).shape == (4,)
-    plain = DCGANGenerator(62, 28, 1, width=32)
+    plain = DCGANGenerator(latent_dim=62, resolution=28, channels=1, width=32)
     assert plain.project.in_features == 62  # fc=0: z straight to the first map, as before
     assert set(plain.state_dict()) < set(generator.state_dict())
 
@@ -63,9 +63,11 @@ def test_dcgan_generator_uses_relu_and_the_discriminator_leaky_relu():
     """Radford et al. 2015, section 3: ReLU in G (tanh output), LeakyReLU in D; InfoGAN's FC
     layer (Chen et al. 2016, appendix C.1) is ReLU in G too. leaky_relu is an option for G."""
     torch.manual_seed(0)
-    relu = DCGANGenerator(16, 28, 1, width=8, fc=32)
+    relu = DCGANGenerator(latent_dim=16, resolution=28, channels=1, width=8, fc=32)
     torch.manual_seed(0)
-    leaky = DCGANGenerator(16, 28, 1, width=8, fc=32, activation="leaky_relu")
+    leaky = DCGANGenerator(
+        latent_dim=16, resolution=28, channels=1, width=8, fc=32, activation="leaky_relu"
+    )
     relu_layers, leaky_layers = _activations(relu), _activations(leaky)
     assert len(relu_layers) == len(leaky_layers) == 3  # FC, the 7x7 map, the 14x14 map
     assert all(type(layer) is torch.nn.ReLU for layer in relu_layers)
@@ -88,34 +90,36 @@ def test_dcgan_generator_uses_relu_and_the_discriminator_leaky_relu():
     assert pre.min() < 0
     torch.testing.assert_close(seen["relu"], pre.clamp(min=0))
     torch.testing.assert_close(seen["leaky"], torch.where(pre > 0, pre, 0.2 * pre))
-    discriminator = DCGANDiscriminator(28, 1, width=8, fc=32)
+    discriminator = DCGANDiscriminator(resolution=28, channels=1, width=8, fc=32)
     assert [type(layer) for layer in _activations(discriminator)] == [torch.nn.LeakyReLU] * 3
     with pytest.raises(ConfigError, match="relu or leaky_relu"):
-        DCGANGenerator(16, 28, 1, activation="elu")  # type: ignore[arg-type]
+        DCGANGenerator(latent_dim=16, resolution=28, channels=1, activation="elu")  # type: ignore[arg-type]
 
 
 def test_dcgan_at_64_pixels_is_the_papers_1024_channel_generator():
     """Radford et al. 2015, figure 1: 4x4x1024 -> 8x8x512 -> 16x16x256 -> 32x32x128 -> 64x64x3
     at the default width; D with width 128 mirrors it (Newmu/dcgan_code: ndf = 128)."""
-    generator = DCGANGenerator(100, 64, 3)
+    generator = DCGANGenerator(latent_dim=100, resolution=64, channels=3)
     assert generator.start_shape == (1024, 4, 4)
     assert generator.project.out_features == 1024 * 4 * 4
     convolutions = [m for m in generator.blocks if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [(c.in_channels, c.out_channels) for c in convolutions] == [
         (1024, 512), (512, 256), (256, 128), (128, 3)
     ]  # fmt: skip
-    discriminator = DCGANDiscriminator(64, 3, width=128)
+    discriminator = DCGANDiscriminator(resolution=64, channels=3, width=128)
     convolutions = [m for m in discriminator.features if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convolutions] == [128, 256, 512, 1024]
     assert discriminator.to_logit.in_features == 1024 * 4 * 4
-    capped = DCGANGenerator(100, 64, 3, max_channels=512)  # configs saved before: 4x4x512
+    capped = DCGANGenerator(
+        latent_dim=100, resolution=64, channels=3, max_channels=512
+    )  # configs saved before: 4x4x512
     assert capped.start_shape == (512, 4, 4)
 
 
 @pytest.mark.parametrize("resolution", [30, 9, 4])
 def test_dcgan_rejects_resolutions_it_cannot_build(resolution):
     with pytest.raises(ConfigError, match=f"data.resolution={resolution}"):
-        DCGANGenerator(8, resolution, 1)
+        DCGANGenerator(latent_dim=8, resolution=resolution, channels=1)
 
 
 def test_dcgan_fc_layers_refuse_a_batch_of_one():

@@ -35,7 +35,7 @@ def _config(*overrides: str, data: dict | None = None, **model: object):
 
 
 def test_unet_at_256_pixels_is_the_papers_encoder_and_decoder():
-    unet = UNetTranslator(3, 3, num_downs=8)
+    unet = UNetTranslator(in_channels=3, out_channels=3, num_downs=8)
     encoder = [next(m for m in layer if isinstance(m, nn.Conv2d)) for layer in unet.encoder]
     assert [c.out_channels for c in encoder] == [64, 128, 256, 512, 512, 512, 512, 512]
     normed = [any(isinstance(m, nn.BatchNorm2d) for m in layer) for layer in unet.encoder]

@@ -130,8 +130,10 @@ def test_resume_across_a_reset_is_exact(tmp_path):
 
 def test_to_rgb_and_the_critic_score_layer_have_gain_one():
     """Reference networks.py: torgb and D's last dense layer use gain 1, all others sqrt(2)."""
-    generator = ProGANGenerator(8, [4, 8, 16], 3, width=4, max_channels=8)
-    discriminator = ProGANDiscriminator([4, 8, 16], 3, width=4, max_channels=8)
+    generator = ProGANGenerator(
+        latent_dim=8, stages=[4, 8, 16], channels=3, width=4, max_channels=8
+    )
+    discriminator = ProGANDiscriminator(stages=[4, 8, 16], channels=3, width=4, max_channels=8)
     for to_rgb, channels in zip(generator.to_rgb, (8, 8, 4), strict=True):
         assert to_rgb.scale == pytest.approx(1 / math.sqrt(channels))  # 1x1 conv: fan_in = C
     score = discriminator.last[-1]
@@ -142,7 +144,7 @@ def test_to_rgb_and_the_critic_score_layer_have_gain_one():
     assert hidden.scale == pytest.approx(math.sqrt(2) / math.sqrt(8 * 4 * 4))
     assert generator.first_conv.scale == pytest.approx(math.sqrt(2 / (8 * 9)))
     torch.manual_seed(0)
-    wide = ProGANGenerator(8, [4], 1, width=256, max_channels=256)
+    wide = ProGANGenerator(latent_dim=8, stages=[4], channels=1, width=256, max_channels=256)
     hidden = torch.randn(64, 256, 4, 4)  # pixel-normalised features: unit mean square
     hidden = hidden * torch.rsqrt(hidden.square().mean(dim=1, keepdim=True))
     with torch.no_grad():  # gain 1: the output keeps the input's unit scale (sqrt(2) would not)
@@ -154,8 +156,8 @@ def test_weights_saved_at_the_old_output_gain_load_as_the_same_function():
     loading, their weights are scaled by sqrt(2) so that the networks compute what they did."""
     torch.manual_seed(0)
     stages = [4, 8, 16]
-    generator = ProGANGenerator(8, stages, 1, width=4, max_channels=8)
-    discriminator = ProGANDiscriminator(stages, 1, width=4, max_channels=8)
+    generator = ProGANGenerator(latent_dim=8, stages=stages, channels=1, width=4, max_channels=8)
+    discriminator = ProGANDiscriminator(stages=stages, channels=1, width=4, max_channels=8)
     z, images = torch.randn(4, 8), torch.randn(4, 1, 16, 16)
     for network, inputs, outputs in (
         (generator, z, ("to_rgb.0.weight", "to_rgb.1.weight", "to_rgb.2.weight")),
@@ -165,8 +167,8 @@ def test_weights_saved_at_the_old_output_gain_load_as_the_same_function():
         old = {k: v for k, v in network.state_dict().items() if k != "output_gain"}
         for key in outputs:  # the same function at gain sqrt(2): weights / sqrt(2)
             old[key] = old[key] / math.sqrt(2)
-        fresh = type(network)(*([8] if network is generator else []), stages, 1, width=4,
-                              max_channels=8)  # fmt: skip
+        latent = {"latent_dim": 8} if network is generator else {}
+        fresh = type(network)(**latent, stages=stages, channels=1, width=4, max_channels=8)
         fresh.load_state_dict(old)
         torch.testing.assert_close(fresh(inputs, 2, 0.5), expected)
         assert "output_gain" in fresh.state_dict()
@@ -176,7 +178,10 @@ def test_weights_saved_at_the_old_output_gain_load_as_the_same_function():
 
 def test_equalized_layers_scale_unit_normal_weights_by_he_constant():
     torch.manual_seed(0)
-    conv, linear = EqualizedConv2d(64, 32, 3), EqualizedLinear(512, 256)
+    conv, linear = (
+        EqualizedConv2d(in_channels=64, out_channels=32, kernel_size=3),
+        EqualizedLinear(512, 256),
+    )
     for layer, fan_in in ((conv, 64 * 9), (linear, 512)):
         assert layer.weight.std().item() == pytest.approx(1.0, rel=0.03)
         effective = (layer.weight * layer.scale).std().item()
@@ -210,8 +215,8 @@ def test_minibatch_stddev_adds_one_channel_of_group_statistics():
 @pytest.mark.parametrize("stages", [[4, 8, 16], [7, 14, 28]])
 def test_networks_output_the_stage_resolution_at_every_stage(stages):
     torch.manual_seed(0)
-    generator = ProGANGenerator(8, stages, 3, width=4, max_channels=8)
-    discriminator = ProGANDiscriminator(stages, 3, width=4, max_channels=8)
+    generator = ProGANGenerator(latent_dim=8, stages=stages, channels=3, width=4, max_channels=8)
+    discriminator = ProGANDiscriminator(stages=stages, channels=3, width=4, max_channels=8)
     z = torch.randn(4, 8)
     for stage, side in enumerate(stages):
         for alpha in (0.0, 0.5, 1.0):
@@ -223,8 +228,8 @@ def test_networks_output_the_stage_resolution_at_every_stage(stages):
 def test_fade_in_starts_from_the_previous_resolution():
     torch.manual_seed(0)
     stages = [4, 8, 16]
-    generator = ProGANGenerator(8, stages, 1, width=4, max_channels=8)
-    discriminator = ProGANDiscriminator(stages, 1, width=4, max_channels=8)
+    generator = ProGANGenerator(latent_dim=8, stages=stages, channels=1, width=4, max_channels=8)
+    discriminator = ProGANDiscriminator(stages=stages, channels=1, width=4, max_channels=8)
     z = torch.randn(4, 8)
     previous = F.interpolate(generator(z, 1, 1.0), scale_factor=2, mode="nearest")
     assert torch.allclose(generator(z, 2, 0.0), previous, atol=1e-6)

@@ -114,7 +114,7 @@ def test_translate_works_on_a_patch_an_image_and_odd_sizes():
 
 
 def test_generator_in_eval_mode_treats_every_tile_on_its_own():
-    generator = PatchGenerator(3, 3, width=4, residual_blocks=1)
+    generator = PatchGenerator(in_channels=3, out_channels=3, width=4, residual_blocks=1)
     assert not any(isinstance(m, nn.InstanceNorm2d) for m in generator.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in generator.modules())
     generator.train()
@@ -125,13 +125,15 @@ def test_generator_in_eval_mode_treats_every_tile_on_its_own():
         together = generator(tiles)
         for i in range(4):
             assert torch.allclose(together[i : i + 1], generator(tiles[i : i + 1]), atol=1e-6)
-    plain = PatchGenerator(1, 1, width=4, residual_blocks=1, norm="none")
+    plain = PatchGenerator(in_channels=1, out_channels=1, width=4, residual_blocks=1, norm="none")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
 
 
 @pytest.mark.parametrize(("resolution", "convolutions"), [(16, 2), (32, 3), (128, 5), (24, 3)])
 def test_discriminator_is_resolution_parametric(resolution, convolutions):
-    network = SiameseDiscriminator(resolution, 3, vector_length=16, width=4, spectral_norm=True)
+    network = SiameseDiscriminator(
+        resolution=resolution, channels=3, vector_length=16, width=4, spectral_norm=True
+    )
     assert sum(isinstance(m, nn.Conv2d) for m in network.modules()) == convolutions
     assert network(torch.zeros(2, 3, resolution, resolution)).shape == (2, 16)
 

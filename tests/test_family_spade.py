@@ -80,8 +80,8 @@ def _label_images(indices: torch.Tensor) -> torch.Tensor:
     [(1, 8, 8), (2, 16, 16), (3, 32, 32), (2, 20, 28), (3, 9, 13)],
 )
 def test_generator_maps_label_images_to_images_of_the_same_size(upsampling, height, width):
-    generator = SPADEGenerator(3, 3, width=4, num_upsampling=upsampling, hidden=8,
-                               label_source="threshold")  # fmt: skip
+    generator = SPADEGenerator(num_labels=3, channels=3, width=4, num_upsampling=upsampling,
+                               hidden=8, label_source="threshold")  # fmt: skip
     labels = torch.rand(2, 1, height, width) * 2 - 1
     images = generator(labels)
     assert images.shape == (2, 3, height, width)
@@ -89,7 +89,7 @@ def test_generator_maps_label_images_to_images_of_the_same_size(upsampling, heig
 
 
 def test_generator_follows_the_papers_layout():
-    generator = SPADEGenerator(35, 3, width=64, num_upsampling=5)
+    generator = SPADEGenerator(num_labels=35, channels=3, width=64, num_upsampling=5)
     assert generator.head_conv.in_channels == 35 and generator.head_conv.out_channels == 1024
     blocks = [generator.head, *generator.middle, *generator.up_blocks]
     widths = [(b.conv1.in_channels, b.conv2.out_channels) for b in blocks]
@@ -121,7 +121,10 @@ def test_spade_is_batch_norm_modulated_by_the_label_map():
 
 
 def test_residual_block_learns_its_skip_only_when_the_channels_change():
-    same, change = SPADEResBlock(8, 8, 3, 4), SPADEResBlock(8, 4, 3, 4)
+    same, change = (
+        SPADEResBlock(in_channels=8, out_channels=8, num_labels=3, hidden=4),
+        SPADEResBlock(in_channels=8, out_channels=4, num_labels=3, hidden=4),
+    )
     assert same.shortcut_conv is None and change.shortcut_conv is not None
     assert change.conv1.out_channels == 4  # the middle width is min(C_in, C_out)
     labels = torch.zeros(2, 3, 4, 4)
@@ -156,13 +159,14 @@ def test_spectral_norm_only_where_the_authors_code_puts_it():
         for stage, conv in zip(patch_gan.stages[1:-1], convs[1:-1], strict=True):
             assert stage[0] is conv and isinstance(stage[1], nn.InstanceNorm2d)
     # spectral=False: no spectral norm anywhere
-    plain = [SPADEGenerator(2, 1, width=4, num_upsampling=2, hidden=8, spectral=False),
-             MultiScaleDiscriminator(3, width=4, layers=3, spectral=False)]  # fmt: skip
+    plain = [SPADEGenerator(num_labels=2, channels=1, width=4, num_upsampling=2, hidden=8,
+                            spectral=False),
+             MultiScaleDiscriminator(in_channels=3, width=4, layers=3, spectral=False)]  # fmt: skip
     assert not any(_spectral(m) for net in plain for m in net.modules() if isinstance(m, nn.Conv2d))
 
 
 def test_multiscale_discriminator_returns_every_stage_at_every_scale():
-    discriminator = MultiScaleDiscriminator(5, scales=3, width=4, layers=4)
+    discriminator = MultiScaleDiscriminator(in_channels=5, scales=3, width=4, layers=4)
     outputs = discriminator(torch.randn(2, 5, 32, 32))
     assert len(outputs) == 3 and all(len(stages) == 5 for stages in outputs)
     assert [stages[0].shape[1] for stages in outputs] == [4, 4, 4]
@@ -179,7 +183,7 @@ def test_label_indices_survive_the_loader_exactly_and_become_one_hot():
     indices = torch.arange(256).view(1, 16, 16).repeat(2, 1, 1)
     label_images = _label_images(indices)
     assert torch.equal(label_indices(label_images, 256), indices)
-    generator = SPADEGenerator(256, 1, width=2, num_upsampling=1, hidden=2)
+    generator = SPADEGenerator(num_labels=256, channels=1, width=2, num_upsampling=1, hidden=2)
     one_hot = generator.one_hot(label_images)
     assert one_hot.shape == (2, 256, 16, 16) and torch.equal(one_hot.sum(1), torch.ones(2, 16, 16))
     assert torch.equal(one_hot.argmax(1), indices)
@@ -192,7 +196,7 @@ def test_label_index_out_of_range_is_a_one_line_error():
     with pytest.raises(GankitError, match=r"^label map index 5 >= model.num_labels=5: .*$"):
         label_indices(label_images, 5)
     with pytest.raises(GankitError, match="label map index"):
-        SPADEGenerator(5, 1, width=2, num_upsampling=1, hidden=2)(label_images)
+        SPADEGenerator(num_labels=5, channels=1, width=2, num_upsampling=1, hidden=2)(label_images)
 
 
 def test_threshold_quantises_images_into_equal_bins():

@@ -48,14 +48,14 @@ class Recorder:
 
 @pytest.mark.parametrize(("channels", "height", "width"), [(1, 4, 4), (3, 5, 7), (1, 8, 8)])
 def test_generator_upscales_x4(channels, height, width):
-    generator = SRResNet(channels, width=4, num_blocks=2)
+    generator = SRResNet(channels=channels, width=4, num_blocks=2)
     images = generator(torch.rand(2, channels, height, width) * 2 - 1)
     assert images.shape == (2, channels, 4 * height, 4 * width)
     assert images.min() >= -1 and images.max() <= 1
 
 
 def test_generator_is_the_papers_srresnet():
-    generator = SRResNet(3)
+    generator = SRResNet(channels=3)
     blocks = [m for m in generator.modules() if isinstance(m, ResidualBlock)]
     assert len(blocks) == 16
     layer_types = [type(m) for m in blocks[0].body]
@@ -78,7 +78,7 @@ def test_generator_is_the_papers_srresnet():
 
 
 def test_discriminator_has_the_papers_eight_convolutions_and_two_dense_layers():
-    discriminator = SRGANDiscriminator(3)
+    discriminator = SRGANDiscriminator(channels=3)
     convs = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
     assert [c.stride[0] for c in convs] == [1, 2, 1, 2, 1, 2, 1, 2]
@@ -96,7 +96,7 @@ def test_discriminator_has_the_papers_eight_convolutions_and_two_dense_layers():
 
 @pytest.mark.parametrize("resolution", [16, 32, 40])
 def test_discriminator_takes_any_resolution(resolution):
-    discriminator = SRGANDiscriminator(1, width=4, dense=8, pool=2)
+    discriminator = SRGANDiscriminator(channels=1, width=4, dense=8, pool=2)
     assert discriminator(torch.randn(3, 1, resolution, resolution)).shape == (3,)
 
 

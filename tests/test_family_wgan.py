@@ -89,6 +89,6 @@ def _critic_loss_and_grads(objective, batch, seed: int):
 @pytest.mark.parametrize("norm", ["layer", "none", "batch"])
 @pytest.mark.parametrize(("resolution", "channels"), [(16, 1), (28, 1), (32, 3)])
 def test_critic_scores_one_number_per_image(norm, resolution, channels):
-    critic = DCGANCritic(resolution, channels, width=4, norm=norm)
+    critic = DCGANCritic(resolution=resolution, channels=channels, width=4, norm=norm)
     scores = critic(torch.randn(3, channels, resolution, resolution))
     assert scores.shape == (3,)

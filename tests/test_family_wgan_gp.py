@@ -49,7 +49,7 @@ def test_wgan_gp_critic_has_no_batch_norm_and_is_never_clipped(tmp_path):
 
 @pytest.mark.parametrize("norm", ["layer", "none"])
 def test_penalty_critics_score_each_image_independently_of_its_batch(norm):
-    critic = DCGANCritic(16, 1, width=4, norm=norm).train()
+    critic = DCGANCritic(resolution=16, channels=1, width=4, norm=norm).train()
     images = torch.randn(4, 1, 16, 16)
     alone = torch.cat([critic(images[i : i + 1]) for i in range(4)])
     torch.testing.assert_close(critic(images), alone)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 import gankit
+import gankit.nets
 from gankit.errors import ConfigError
 from gankit.resolve import build_config, load_run_config
 
@@ -67,3 +72,22 @@ def test_gankit_train_trains_from_python_by_the_cli_path(tmp_path):
     cfg = gankit.build_config("dcgan", data="mnist-bundled", overrides=["train.steps=20"])
     assert load_run_config(tmp_path / "run").train == cfg.train
     assert gankit.load(result.export_dir).sample(2, seed=0).shape[0] == 2
+
+
+def test_net_constructors_with_more_than_three_arguments_are_keyword_only():
+    """Every nn.Module of gankit.nets whose own __init__ takes more than three arguments takes
+    them all by keyword (a bare ``*`` after ``self``): no call can mix up two of them."""
+    checked, positional = [], []
+    for info in pkgutil.iter_modules(gankit.nets.__path__):
+        module = importlib.import_module(f"gankit.nets.{info.name}")
+        for name, cls in vars(module).items():
+            if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+                continue
+            if cls.__module__ != module.__name__ or "__init__" not in vars(cls):
+                continue  # imported, or torch's own constructor (PlainBatchNorm2d)
+            parameters = inspect.signature(cls).parameters.values()
+            if len(parameters) > 3:
+                checked.append(f"{info.name}.{name}")
+                if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in parameters):
+                    positional.append(f"{info.name}.{name}")
+    assert len(checked) >= 29 and positional == []

@@ -92,6 +92,7 @@ class ConditionalBatchNorm2d(nn.Module):
 
     def __init__(
         self,
+        *,
         channels: int,
         condition_dim: int,  # length of the condition vector c
         spectral: bool = False,  # spectral norm on the two projections (BigGAN's G)
@@ -147,6 +148,7 @@ class ResBlockUp(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,
         out_channels: int,
         norm: NormFactory = PlainBatchNorm2d,  # channels -> norm layer called as norm(x, cond)
@@ -177,6 +179,7 @@ class ResBlockDown(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,
         out_channels: int,
         downsample: bool = True,
@@ -248,6 +251,7 @@ class ProjectionHead(nn.Module):
 
     def __init__(
         self,
+        *,
         features: int,
         num_classes: int = 0,  # 0: unconditional (no projection term)
         spectral: bool = True,

@@ -33,6 +33,7 @@ class CoupledGenerator(nn.Module):
 
     def __init__(
         self,
+        *,
         latent_dim: int,  # length of z
         resolution: int,  # side R of the images of both domains
         channels: int,  # image channels C
@@ -88,6 +89,7 @@ class CoupledDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         resolution: int,  # side R of the images of both domains
         channels: int,  # image channels C
         width: int = 64,  # channels of the first (per-domain) convolution; later ones double

@@ -39,6 +39,7 @@ class ConditionalMLPGenerator(nn.Module):
 
     def __init__(
         self,
+        *,
         latent_dim: int,  # length of z
         num_classes: int,  # K: labels are in [0, K)
         image_shape: tuple[int, int, int],  # (C, H, W) of the images made
@@ -65,6 +66,7 @@ class ConditionalMLPDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         image_shape: tuple[int, int, int],  # (C, H, W) of the images judged
         num_classes: int,  # K
         hidden: tuple[int, int, int] = (240, 50, 240),  # x branch, y branch, joint layer
@@ -92,6 +94,7 @@ class ConditionalConvGenerator(nn.Module):
 
     def __init__(
         self,
+        *,
         latent_dim: int,  # length of z
         num_classes: int,  # K
         resolution: int,  # side R (s0 * 2**k, see nets.dcgan)
@@ -103,11 +106,11 @@ class ConditionalConvGenerator(nn.Module):
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.body = DCGANGenerator(
-            latent_dim + num_classes,
-            resolution,
-            channels,
-            width,
-            max_channels,
+            latent_dim=latent_dim + num_classes,
+            resolution=resolution,
+            channels=channels,
+            width=width,
+            max_channels=max_channels,
             activation=activation,
         )
 
@@ -123,6 +126,7 @@ class ConditionalConvDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         resolution: int,  # side R of the images judged
         channels: int,  # image channels C
         num_classes: int,  # K
@@ -131,7 +135,12 @@ class ConditionalConvDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.body = DCGANDiscriminator(resolution, channels + num_classes, width, max_channels)
+        self.body = DCGANDiscriminator(
+            resolution=resolution,
+            channels=channels + num_classes,
+            width=width,
+            max_channels=max_channels,
+        )
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         n, _, height, width = images.shape

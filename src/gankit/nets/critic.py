@@ -34,6 +34,7 @@ class DCGANCritic(nn.Module):
 
     def __init__(
         self,
+        *,
         resolution: int,  # side R of the images judged
         channels: int,  # image channels C
         width: int = 64,  # channels of the first convolution; later ones double

@@ -85,6 +85,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(
         self,
+        *,
         latent_dim: int,  # length of z
         resolution: int,  # side R of the square images made
         channels: int,  # image channels C (1 grayscale, 3 RGB)
@@ -138,6 +139,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         resolution: int,  # side R of the images judged
         channels: int,  # image channels C
         width: int = 64,  # channels of the first convolution; later ones double

@@ -75,7 +75,7 @@ class EqualizedConv2d(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, gain: float = math.sqrt(2)
+        self, *, in_channels: int, out_channels: int, kernel_size: int, gain: float = math.sqrt(2)
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
@@ -164,6 +164,7 @@ class ProGANGenerator(nn.Module):
 
     def __init__(
         self,
+        *,
         latent_dim: int,  # length of z
         stages: list[int],  # resolutions of the growth stages, e.g. [4, 8, 16, 32]
         channels: int,  # image channels C
@@ -178,20 +179,25 @@ class ProGANGenerator(nn.Module):
         # The paper's first layer is a 4x4 convolution of the 1x1 latent (Table 2): He's constant
         # with fan_in = latent_dim * s0 * s0, i.e. gain sqrt(2) / s0 on this dense equivalent.
         self.first = EqualizedLinear(latent_dim, widths[0] * start * start, math.sqrt(2) / start)
-        self.first_conv = EqualizedConv2d(widths[0], widths[0], 3)
+        self.first_conv = EqualizedConv2d(
+            in_channels=widths[0], out_channels=widths[0], kernel_size=3
+        )
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                EqualizedConv2d(fan_in, fan_out, 3),
+                EqualizedConv2d(in_channels=fan_in, out_channels=fan_out, kernel_size=3),
                 _act(),
                 PixelNorm(),
-                EqualizedConv2d(fan_out, fan_out, 3),
+                EqualizedConv2d(in_channels=fan_out, out_channels=fan_out, kernel_size=3),
                 _act(),
                 PixelNorm(),
             )
             for fan_in, fan_out in itertools.pairwise(widths)
         )
-        self.to_rgb = nn.ModuleList(EqualizedConv2d(c, channels, 1, gain=1.0) for c in widths)
+        self.to_rgb = nn.ModuleList(
+            EqualizedConv2d(in_channels=c, out_channels=channels, kernel_size=1, gain=1.0)
+            for c in widths
+        )
         self.start_shape = (widths[0], start, start)
         self.register_buffer("trained_stage", torch.tensor(len(stages) - 1, dtype=torch.int64))
         self.register_buffer("trained_alpha", torch.tensor(1.0))
@@ -227,6 +233,7 @@ class ProGANDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         stages: list[int],  # resolutions of the growth stages, e.g. [4, 8, 16, 32]
         channels: int,  # image channels C
         width: int = 16,  # channels at the final resolution; doubled per halving of resolution
@@ -238,14 +245,17 @@ class ProGANDiscriminator(nn.Module):
         final, start = stages[-1], stages[0]
         widths = [_channels(r, final, width, max_channels) for r in stages]
         self.from_rgb = nn.ModuleList(
-            nn.Sequential(EqualizedConv2d(channels, c, 1), _act()) for c in widths
+            nn.Sequential(
+                EqualizedConv2d(in_channels=channels, out_channels=c, kernel_size=1), _act()
+            )
+            for c in widths
         )
         # blocks[k - 1] takes resolution stages[k] with widths[k] channels to stages[k - 1].
         self.blocks = nn.ModuleList(
             nn.Sequential(
-                EqualizedConv2d(fan_in, fan_in, 3),
+                EqualizedConv2d(in_channels=fan_in, out_channels=fan_in, kernel_size=3),
                 _act(),
-                EqualizedConv2d(fan_in, fan_out, 3),
+                EqualizedConv2d(in_channels=fan_in, out_channels=fan_out, kernel_size=3),
                 _act(),
                 nn.AvgPool2d(2),
             )
@@ -254,7 +264,7 @@ class ProGANDiscriminator(nn.Module):
         top = widths[0]
         self.last = nn.Sequential(
             MinibatchStdDev(group_size),
-            EqualizedConv2d(top + 1, top, 3), _act(),
+            EqualizedConv2d(in_channels=top + 1, out_channels=top, kernel_size=3), _act(),
             nn.Flatten(),
             EqualizedLinear(top * start * start, top), _act(),
             EqualizedLinear(top, 1, gain=1.0),

@@ -69,6 +69,7 @@ class ResNetGenerator(nn.Module):
 
     def __init__(
         self,
+        *,
         latent_dim: int,  # length of z
         resolution: int,  # side R of the images made
         channels: int,  # image channels C
@@ -100,7 +101,15 @@ class ResNetGenerator(nn.Module):
         self.blocks = nn.ModuleList()
         for i, (fan_in, fan_out) in enumerate(pairwise(widths)):
             norm = self._norm_factory(i, num_classes, shared_embedding_dim, spectral_norm, init)
-            self.blocks.append(ResBlockUp(fan_in, fan_out, norm, spectral_norm, init))
+            self.blocks.append(
+                ResBlockUp(
+                    in_channels=fan_in,
+                    out_channels=fan_out,
+                    norm=norm,
+                    spectral=spectral_norm,
+                    init=init,
+                )
+            )
         self.attention_after = -1 if attention_at is None else sizes.index(attention_at)
         self.attention = (
             SelfAttention(widths[self.attention_after + 1], spectral_norm, init)
@@ -117,9 +126,13 @@ class ResNetGenerator(nn.Module):
             shared_dim if self.shared is not None else 0
         )
         if self.hierarchical or self.shared is not None:
-            return partial(
-                ConditionalBatchNorm2d, condition_dim=condition_dim, spectral=spectral, init=init
-            )
+
+            def conditional_norm(channels: int) -> nn.Module:  # a NormFactory: channels by position
+                return ConditionalBatchNorm2d(
+                    channels=channels, condition_dim=condition_dim, spectral=spectral, init=init
+                )
+
+            return conditional_norm
         if num_classes > 0:
             return partial(ClassConditionalBatchNorm2d, num_classes=num_classes)
         return PlainBatchNorm2d
@@ -164,6 +177,7 @@ class ResNetDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         resolution: int,  # side R of the images judged
         channels: int,  # image channels C
         width: int = 64,  # channels of the first block; later ones double
@@ -178,11 +192,29 @@ class ResNetDiscriminator(nn.Module):
         sizes = [resolution // 2**i for i in range(1, doublings + 1)]  # after each down-block
         _check_attention(attention_at, sizes, "discriminator")
         widths = [min(width * 2**level, max_channels) for level in range(doublings)]
-        blocks = [ResBlockDown(channels, widths[0], first=True, spectral=spectral_norm, init=init)]
+        blocks = [
+            ResBlockDown(
+                in_channels=channels,
+                out_channels=widths[0],
+                first=True,
+                spectral=spectral_norm,
+                init=init,
+            )
+        ]
         for fan_in, fan_out in pairwise(widths):
-            blocks.append(ResBlockDown(fan_in, fan_out, spectral=spectral_norm, init=init))
+            blocks.append(
+                ResBlockDown(
+                    in_channels=fan_in, out_channels=fan_out, spectral=spectral_norm, init=init
+                )
+            )
         blocks.append(
-            ResBlockDown(widths[-1], widths[-1], False, spectral=spectral_norm, init=init)
+            ResBlockDown(
+                in_channels=widths[-1],
+                out_channels=widths[-1],
+                downsample=False,
+                spectral=spectral_norm,
+                init=init,
+            )
         )
         self.blocks = nn.ModuleList(blocks)
         self.attention_after = -1 if attention_at is None else sizes.index(attention_at)
@@ -191,7 +223,9 @@ class ResNetDiscriminator(nn.Module):
             if attention_at is not None
             else None
         )
-        self.head = ProjectionHead(widths[-1], num_classes, spectral_norm, init)
+        self.head = ProjectionHead(
+            features=widths[-1], num_classes=num_classes, spectral=spectral_norm, init=init
+        )
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """phi(x): (N, C, R, R) -> (N, F), the summed ReLU features of the last block."""

@@ -132,6 +132,7 @@ class PatchGenerator(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,  # C_in, domain A
         out_channels: int,  # C_out, domain B
         width: int = 32,  # channels of the stem; each downsampling doubles them
@@ -186,6 +187,7 @@ class SiameseDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         resolution: int,  # side R of the images judged (2S)
         channels: int,  # image channels C
         vector_length: int = 128,  # LENVEC: length of the output vector

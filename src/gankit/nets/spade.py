@@ -105,6 +105,7 @@ class SPADEResBlock(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,
         out_channels: int,
         num_labels: int,
@@ -152,6 +153,7 @@ class SPADEGenerator(nn.Module):
 
     def __init__(
         self,
+        *,
         num_labels: int,  # L: classes of the label maps (one-hot channels)
         channels: int,  # image channels C of the output
         width: int = 64,  # channels of the last block; earlier ones double (nf in the paper)
@@ -171,13 +173,34 @@ class SPADEGenerator(nn.Module):
                   for j in range(num_upsampling)]  # fmt: skip
         top = widths[0]
         self.head_conv = conv2d(num_labels, top, 3)  # plain: the reference's fc
-        self.head = SPADEResBlock(top, top, num_labels, hidden, spectral)
+        self.head = SPADEResBlock(
+            in_channels=top,
+            out_channels=top,
+            num_labels=num_labels,
+            hidden=hidden,
+            spectral=spectral,
+        )
         self.middle = nn.ModuleList(
-            [SPADEResBlock(top, top, num_labels, hidden, spectral) for _ in range(2)]
+            [
+                SPADEResBlock(
+                    in_channels=top,
+                    out_channels=top,
+                    num_labels=num_labels,
+                    hidden=hidden,
+                    spectral=spectral,
+                )
+                for _ in range(2)
+            ]
         )
         self.up_blocks = nn.ModuleList(
             [
-                SPADEResBlock(fan_in, fan_out, num_labels, hidden, spectral)
+                SPADEResBlock(
+                    in_channels=fan_in,
+                    out_channels=fan_out,
+                    num_labels=num_labels,
+                    hidden=hidden,
+                    spectral=spectral,
+                )
                 for fan_in, fan_out in pairwise(widths)
             ]
         )
@@ -225,6 +248,7 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,
         width: int = 64,  # channels of the first stage
         layers: int = 4,  # strided stages (n_layers_D = 4 in SPADE, 3 in pix2pixHD)
@@ -274,6 +298,7 @@ class MultiScaleDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,
         scales: int = 2,  # number of PatchGANs (2 in SPADE's experiments)
         width: int = 64,
@@ -284,7 +309,13 @@ class MultiScaleDiscriminator(nn.Module):
         super().__init__()
         self.discriminators = nn.ModuleList(
             [
-                PatchDiscriminator(in_channels, width, layers, max_channels, spectral)
+                PatchDiscriminator(
+                    in_channels=in_channels,
+                    width=width,
+                    layers=layers,
+                    max_channels=max_channels,
+                    spectral=spectral,
+                )
                 for _ in range(scales)
             ]
         )

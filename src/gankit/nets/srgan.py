@@ -72,6 +72,7 @@ class SRResNet(nn.Module):
 
     def __init__(
         self,
+        *,
         channels: int,  # image channels C
         width: int = 64,  # feature channels (64 in the paper)
         num_blocks: int = 16,  # B residual blocks (16 in the paper)
@@ -116,6 +117,7 @@ class SRGANDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         channels: int,  # image channels C
         width: int = 64,  # channels of the first conv; doubled every other layer up to 8x
         dense: int = 1024,  # units of the hidden dense layer (1024 in the paper)

@@ -146,6 +146,7 @@ class ResNetTranslator(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,  # C_in: channels of the input images
         out_channels: int,  # C_out: channels of the translated images
         width: int = 64,  # filters of the first c7s1 layer; each d layer doubles them
@@ -227,6 +228,7 @@ class UNetTranslator(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,  # C_in: channels of the input images
         out_channels: int,  # C_out: channels of the translated images
         num_downs: int = 8,  # encoder layers: the input side over the bottleneck's is 2**this
@@ -322,6 +324,7 @@ class PatchGANDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         in_channels: int,  # C_in: image channels (C_a + C_b for a conditional D(x, y))
         width: int = 64,  # filters of the first layer
         layers: int = 3,  # stride-2 convolutions: 1, 2, 3, 4 -> 16, 34, 70, 142 pixel patches

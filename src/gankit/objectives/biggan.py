@@ -121,13 +121,13 @@ class BigGAN(SNGAN):
         channels, resolution, _ = self.image_shape
         return {
             "generator": ResNetGenerator(
-                m.latent_dim, resolution, channels, m.g_width, num_classes=self.classes,
-                attention_at=m.attention_at, spectral_norm=True, hierarchical=m.hierarchical,
-                shared_embedding_dim=m.shared_dim, max_channels=m.max_channels,
-                init="orthogonal",
+                latent_dim=m.latent_dim, resolution=resolution, channels=channels, width=m.g_width,
+                num_classes=self.classes, attention_at=m.attention_at, spectral_norm=True,
+                hierarchical=m.hierarchical, shared_embedding_dim=m.shared_dim,
+                max_channels=m.max_channels, init="orthogonal",
             ),
             "discriminator": ResNetDiscriminator(
-                resolution, channels, m.d_width, num_classes=self.classes,
+                resolution=resolution, channels=channels, width=m.d_width, num_classes=self.classes,
                 attention_at=m.attention_at, spectral_norm=True, max_channels=m.max_channels,
                 init="orthogonal",
             ),

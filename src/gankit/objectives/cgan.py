@@ -69,24 +69,32 @@ class CGAN(Objective):
         if m.architecture == "conv":
             return {
                 "generator": ConditionalConvGenerator(
-                    m.latent_dim,
-                    k,
-                    resolution,
-                    channels,
-                    m.g_width,
-                    m.max_channels,
+                    latent_dim=m.latent_dim,
+                    num_classes=k,
+                    resolution=resolution,
+                    channels=channels,
+                    width=m.g_width,
+                    max_channels=m.max_channels,
                     activation=m.g_activation,
                 ),
                 "discriminator": ConditionalConvDiscriminator(
-                    resolution, channels, k, m.d_width, m.max_channels
+                    resolution=resolution,
+                    channels=channels,
+                    num_classes=k,
+                    width=m.d_width,
+                    max_channels=m.max_channels,
                 ),
             }
         return {
             "generator": ConditionalMLPGenerator(
-                m.latent_dim, k, self.image_shape, m.g_hidden, m.g_dropout
+                latent_dim=m.latent_dim,
+                num_classes=k,
+                image_shape=self.image_shape,
+                hidden=m.g_hidden,
+                dropout=m.g_dropout,
             ),
             "discriminator": ConditionalMLPDiscriminator(
-                self.image_shape, k, m.d_hidden, m.d_dropout
+                image_shape=self.image_shape, num_classes=k, hidden=m.d_hidden, dropout=m.d_dropout
             ),
         }
 

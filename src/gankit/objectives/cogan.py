@@ -78,9 +78,18 @@ class CoGAN(Objective):
         channels, resolution, _ = self.image_shape
         return {
             "generator": CoupledGenerator(
-                m.latent_dim, resolution, channels, m.g_width, m.max_channels
+                latent_dim=m.latent_dim,
+                resolution=resolution,
+                channels=channels,
+                width=m.g_width,
+                max_channels=m.max_channels,
             ),
-            "discriminator": CoupledDiscriminator(resolution, channels, m.d_width, m.max_channels),
+            "discriminator": CoupledDiscriminator(
+                resolution=resolution,
+                channels=channels,
+                width=m.d_width,
+                max_channels=m.max_channels,
+            ),
         }
 
     def loss(self, phase: str, batch: Batch | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

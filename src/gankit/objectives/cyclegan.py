@@ -165,10 +165,18 @@ class CycleGAN(TranslationObjective):
             )
 
         def translator(fan_in: int, fan_out: int) -> nn.Module:
-            return ResNetTranslator(fan_in, fan_out, m.g_width, self.n_blocks, norm=m.norm)
+            return ResNetTranslator(
+                in_channels=fan_in,
+                out_channels=fan_out,
+                width=m.g_width,
+                n_blocks=self.n_blocks,
+                norm=m.norm,
+            )
 
         def discriminator(channels: int) -> nn.Module:
-            return PatchGANDiscriminator(channels, m.d_width, m.d_layers, m.norm)
+            return PatchGANDiscriminator(
+                in_channels=channels, width=m.d_width, layers=m.d_layers, norm=m.norm
+            )
 
         return {
             "generator": translator(channels_a, channels_b),  # G: A -> B

@@ -49,16 +49,20 @@ class DCGAN(GAN):
         channels, resolution, _ = self.image_shape
         return {
             "generator": DCGANGenerator(
-                m.latent_dim,
-                resolution,
-                channels,
-                m.g_width,
-                m.max_channels,
-                m.g_dropout,
-                m.g_fc,
+                latent_dim=m.latent_dim,
+                resolution=resolution,
+                channels=channels,
+                width=m.g_width,
+                max_channels=m.max_channels,
+                dropout=m.g_dropout,
+                fc=m.g_fc,
                 activation=m.g_activation,
             ),
             "discriminator": DCGANDiscriminator(
-                resolution, channels, m.d_width, m.max_channels, m.d_fc
+                resolution=resolution,
+                channels=channels,
+                width=m.d_width,
+                max_channels=m.max_channels,
+                fc=m.d_fc,
             ),
         }

@@ -52,14 +52,19 @@ class LSGAN(GAN):
         channels, resolution, _ = self.image_shape
         return {
             "generator": DCGANGenerator(
-                m.latent_dim,
-                resolution,
-                channels,
-                m.g_width,
-                m.max_channels,
+                latent_dim=m.latent_dim,
+                resolution=resolution,
+                channels=channels,
+                width=m.g_width,
+                max_channels=m.max_channels,
                 activation=m.g_activation,
             ),
-            "discriminator": DCGANDiscriminator(resolution, channels, m.d_width, m.max_channels),
+            "discriminator": DCGANDiscriminator(
+                resolution=resolution,
+                channels=channels,
+                width=m.d_width,
+                max_channels=m.max_channels,
+            ),
         }
 
     def discriminator_loss(

@@ -88,14 +88,15 @@ class Pix2Pix(TranslationObjective):
         if self.num_downs < 1:
             raise ConfigError(f"data.resolution={data.resolution} is odd: set model.num_downs")
         discriminator = PatchGANDiscriminator(
-            channels_a + channels_b, m.d_width, m.d_layers, m.norm
+            in_channels=channels_a + channels_b, width=m.d_width, layers=m.d_layers, norm=m.norm
         )
         # D reads [x | y]: DiffAugment's colour acts on y alone, its geometry on x and y alike.
         set_image_channels(discriminator, slice(channels_a, channels_a + channels_b))
         return {
             "generator": UNetTranslator(
-                channels_a, channels_b, self.num_downs, m.g_width, m.norm, m.dropout,
-                m.dropout_layers, m.eval_dropout,
+                in_channels=channels_a, out_channels=channels_b, num_downs=self.num_downs,
+                width=m.g_width, norm=m.norm, dropout=m.dropout, dropout_layers=m.dropout_layers,
+                dropout_at_eval=m.eval_dropout,
             ),
             "discriminator": discriminator,
         }  # fmt: skip

@@ -141,9 +141,19 @@ class ProGAN(Objective):
         m = self.model_cfg
         channels, stages = self.data_cfg.channels, self.resolutions
         return {
-            "generator": ProGANGenerator(m.latent_dim, stages, channels, m.g_width, m.max_channels),
+            "generator": ProGANGenerator(
+                latent_dim=m.latent_dim,
+                stages=stages,
+                channels=channels,
+                width=m.g_width,
+                max_channels=m.max_channels,
+            ),
             "discriminator": ProGANDiscriminator(
-                stages, channels, m.d_width, m.max_channels, m.minibatch_group_size
+                stages=stages,
+                channels=channels,
+                width=m.d_width,
+                max_channels=m.max_channels,
+                group_size=m.minibatch_group_size,
             ),
         }
 

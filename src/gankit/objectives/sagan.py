@@ -47,11 +47,12 @@ class SAGAN(SNGAN):
         channels, resolution, _ = self.image_shape
         return {
             "generator": ResNetGenerator(
-                m.latent_dim, resolution, channels, m.g_width, num_classes=self.classes,
-                attention_at=m.attention_at, spectral_norm=True, max_channels=m.max_channels,
+                latent_dim=m.latent_dim, resolution=resolution, channels=channels, width=m.g_width,
+                num_classes=self.classes, attention_at=m.attention_at, spectral_norm=True,
+                max_channels=m.max_channels,
             ),
             "discriminator": ResNetDiscriminator(
-                resolution, channels, m.d_width, num_classes=self.classes,
+                resolution=resolution, channels=channels, width=m.d_width, num_classes=self.classes,
                 attention_at=m.attention_at, spectral_norm=True, max_channels=m.max_channels,
             ),
         }  # fmt: skip

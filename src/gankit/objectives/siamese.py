@@ -170,12 +170,13 @@ class SiameseGAN(TranslationObjective):
         channels, resolution, _ = self.image_shape
         return {
             "generator": PatchGenerator(
-                channels, channels, m.g_width, m.g_downsamplings, m.g_residual_blocks, m.g_norm,
-                m.max_channels,
+                in_channels=channels, out_channels=channels, width=m.g_width,
+                downsamplings=m.g_downsamplings, residual_blocks=m.g_residual_blocks,
+                norm=m.g_norm, max_channels=m.max_channels,
             ),
             "discriminator": SiameseDiscriminator(
-                resolution, channels, m.vector_length, m.d_width, m.max_channels,
-                m.d_spectral_norm,
+                resolution=resolution, channels=channels, vector_length=m.vector_length,
+                width=m.d_width, max_channels=m.max_channels, spectral_norm=m.d_spectral_norm,
             ),
         }  # fmt: skip
 

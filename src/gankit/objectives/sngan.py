@@ -75,11 +75,11 @@ class SNGAN(Objective):
         channels, resolution, _ = self.image_shape
         return {
             "generator": ResNetGenerator(
-                m.latent_dim, resolution, channels, m.g_width, num_classes=self.classes,
-                spectral_norm=False, max_channels=m.max_channels,
+                latent_dim=m.latent_dim, resolution=resolution, channels=channels, width=m.g_width,
+                num_classes=self.classes, spectral_norm=False, max_channels=m.max_channels,
             ),
             "discriminator": ResNetDiscriminator(
-                resolution, channels, m.d_width, num_classes=self.classes,
+                resolution=resolution, channels=channels, width=m.d_width, num_classes=self.classes,
                 spectral_norm=True, max_channels=m.max_channels,
             ),
         }  # fmt: skip

@@ -77,14 +77,19 @@ class SPADE(TranslationObjective):
         m = self.model_cfg
         channels = self.data_cfg.channels
         discriminator = MultiScaleDiscriminator(
-            m.num_labels + channels, m.d_scales, m.d_width, m.d_layers, m.d_max_channels
+            in_channels=m.num_labels + channels,
+            scales=m.d_scales,
+            width=m.d_width,
+            layers=m.d_layers,
+            max_channels=m.d_max_channels,
         )
         # D reads [one-hot labels | image]: DiffAugment's colour must not touch the label planes.
         set_image_channels(discriminator, slice(m.num_labels, m.num_labels + channels))
         return {
             "generator": SPADEGenerator(
-                m.num_labels, channels, m.g_width, m.num_upsampling, m.spade_hidden,
-                m.g_max_channels, m.label_source,
+                num_labels=m.num_labels, channels=channels, width=m.g_width,
+                num_upsampling=m.num_upsampling, hidden=m.spade_hidden,
+                max_channels=m.g_max_channels, label_source=m.label_source,
             ),
             "discriminator": discriminator,
         }  # fmt: skip

@@ -81,8 +81,12 @@ class SRGAN(TranslationObjective):
                 f"{self.scale}, so it must be a multiple of {self.scale} (e.g. 32, 96)"
             )
         return {
-            "generator": SRResNet(channels, m.g_width, m.num_blocks, self.scale),
-            "discriminator": SRGANDiscriminator(channels, m.d_width, m.d_dense, m.d_pool),
+            "generator": SRResNet(
+                channels=channels, width=m.g_width, num_blocks=m.num_blocks, scale=self.scale
+            ),
+            "discriminator": SRGANDiscriminator(
+                channels=channels, width=m.d_width, dense=m.d_dense, pool=m.d_pool
+            ),
         }
 
     def phases(self) -> list[Phase]:

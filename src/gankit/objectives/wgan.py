@@ -63,19 +63,19 @@ class Wasserstein(Objective):
         channels, resolution, _ = self.image_shape
         return {
             "generator": DCGANGenerator(
-                m.latent_dim,
-                resolution,
-                channels,
-                m.g_width,
-                m.max_channels,
+                latent_dim=m.latent_dim,
+                resolution=resolution,
+                channels=channels,
+                width=m.g_width,
+                max_channels=m.max_channels,
                 activation=m.g_activation,
             ),
             "critic": DCGANCritic(
-                resolution,
-                channels,
-                m.critic_width,
-                m.max_channels,
-                m.critic_norm,
+                resolution=resolution,
+                channels=channels,
+                width=m.critic_width,
+                max_channels=m.max_channels,
+                norm=m.critic_norm,
                 dcgan_init=self.dcgan_critic_init,
             ),
         }
