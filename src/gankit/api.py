@@ -20,7 +20,7 @@ from gankit.resolve import saved_config
 from gankit.runfolder.checkpoint import load_checkpoint
 from gankit.runfolder.export import EXPORT_FORMAT
 from gankit.runfolder.layout import RunDir
-from gankit.runfolder.migrate import fit_checkpoint, fit_state_dict
+from gankit.runfolder.migrate import config_format, fit_checkpoint, fit_state_dict
 
 
 class LoadedGenerator:
@@ -178,7 +178,7 @@ def _load_export(folder: Path, device: str | torch.device) -> LoadedGenerator:
             f"{folder / (name + '.safetensors')}: unreadable weights ({exc})"
         ) from None
     network = objective.networks[name]
-    if cfg.format > int(manifest["config"].get("format", 1)):  # an older format's export
+    if config_format(manifest["config"]) < cfg.format:  # an older format's export
         weights, _ = fit_state_dict(network, weights)
     _load_weights(network, weights, folder)
     return LoadedGenerator(cfg, objective, network)
