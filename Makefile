@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test test-slow lint clean browser
+.PHONY: demo test test-slow lint clean browser hd-photos
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock requirements-nodeps.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,20 @@ browser:
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "make: no chromium and no root apt-get: the browser tests will skip"; fi; }
+
+# The HD painting experiment (src/gankit/data/hd_photos.py) uses the nature photos of Debian's
+# desktop wallpapers, mate-backgrounds (/usr/share/backgrounds/mate/nature/); nothing of them is
+# committed. As root (CI), apt-get installs the package the first time. With GANKIT_HD_PHOTOS
+# set, that folder is used instead; without root and without the photos, nothing is installed
+# and the tests that need them skip, saying why. Not part of `make test`.
+HD_PHOTOS := /usr/share/backgrounds/mate/nature
+hd-photos:
+	@[ -f $(HD_PHOTOS)/Dune.jpg ] || [ -n "$$GANKIT_HD_PHOTOS" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing Debian's mate-backgrounds for the HD photos (apt-get)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq mate-backgrounds >/dev/null; \
+	  else echo "make: no HD photos in $(HD_PHOTOS) and no root apt-get: the HD photo tests will skip"; fi; }
 
 test: $(STAMP) browser
 	$(PY) -m ruff check src tests benchmarks
