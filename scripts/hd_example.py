@@ -28,18 +28,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from hd_measure import GANKIT, save_reduced, strip, translate_measured
 from PIL import Image
 
 from gankit.data.domains import PHOTOS, skimage_data_dir
-from gankit.translate import plan_tiles, seam_score
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "hd"
 SIZE = (4096, 3072)  # width, height
 TILE, OVERLAP = 256, 64
 CROP = 384
-GANKIT = str(Path(sys.executable).parent / "gankit")  # the CLI of this environment
 
 
 def collage(width: int, height: int) -> Image.Image:
@@ -62,57 +60,24 @@ def collage(width: int, height: int) -> Image.Image:
     return canvas
 
 
-def run_measured(command: list[str]) -> tuple[float, float]:
-    """Run ``command``; (wall seconds, its peak resident memory in MB). Fails loudly."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed ({status}): {' '.join(command)}")
-    return seconds, usage.ru_maxrss / 1024
-
-
 def translate(run: Path, source: Path, out: Path, mode: str) -> dict[str, Any]:
-    options = ["--tile", str(TILE)] + (["--overlap", str(OVERLAP)] if mode == "overlap" else [])
-    seconds, peak_mb = run_measured([GANKIT, "translate", str(run), str(source), "--out",
-                                     str(out), "--mode", mode, *options])  # fmt: skip
-    result = out / f"{source.stem}.png"
-    with Image.open(result) as img:
-        pixels = np.asarray(img)
-    height, width = pixels.shape[:2]
-    plan = plan_tiles(height, width, TILE, OVERLAP if mode == "overlap" else 0)
-    seam = seam_score(pixels, plan.tile, plan.stride, offset=-plan.margin)
-    return {
-        "mode": mode,
-        "tile": TILE,
-        "overlap": OVERLAP if mode == "overlap" else 0,
-        "output_size": f"{width}x{height}",
-        "seconds": round(seconds, 1),
-        "megapixels_per_s": round(width * height / 1e6 / seconds, 3),
-        "peak_rss_mb": round(peak_mb, 1),
-        "seam_score": round(seam, 4),
-        "result": str(result),
-    }
+    """``gankit translate`` of ``source`` in ``mode`` (overlap: ``--overlap 64``), measured
+    (:func:`hd_measure.translate_measured`)."""
+    return translate_measured(run, source, out, mode, TILE, OVERLAP)
 
 
 def save_figures(source: Path, results: dict[str, dict[str, Any]]) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     with Image.open(source) as before, Image.open(results["overlap"]["result"]) as after:
-        for img, name in ((before, "before.jpg"), (after, "after.jpg")):
-            small = img.convert("RGB").resize((1024, 1024 * img.height // img.width),
-                                              Image.Resampling.LANCZOS)  # fmt: skip
-            small.save(DOCS / name, quality=88)
+        save_reduced(before, DOCS / "before.jpg")
+        save_reduced(after, DOCS / "after.jpg")
         # around the tile corner nearest the centre of the first photo's cell
         x = y = (1365 // 2 // TILE) * TILE - CROP // 2
         panels = [before.convert("RGB").crop((x, y, x + CROP, y + CROP))]
     for mode in ("grid", "overlap"):
         with Image.open(results[mode]["result"]) as img:
             panels.append(img.convert("RGB").crop((x, y, x + CROP, y + CROP)))
-    strip = Image.new("RGB", (3 * CROP + 16, CROP), "white")
-    for i, panel in enumerate(panels):
-        strip.paste(panel, (i * (CROP + 8), 0))
-    strip.save(DOCS / "crops.png")
+    strip(panels).save(DOCS / "crops.png")
 
 
 def main() -> int:
