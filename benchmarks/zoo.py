@@ -6,12 +6,12 @@
 
 Each family trains on full MNIST (``--data-root``, default ``../shared/data/mnist``) with the
 overrides and step count of :data:`BUDGETS`, chosen so that one family takes at most about ten
-minutes on 2 CPU cores. It is then judged by ``digit-fd`` (n = 2,000 generated images vs the first
-2,000 training digits; real test digits score about 40 at 32 px and 16 at 28 px, an untrained
-generator thousands) and, for conditional families, by how often the bundled digit classifier
-agrees with the class asked for (50 samples per class). The table shows CPU time (all threads:
-about twice the wall time on 2 idle cores), which other jobs on the machine disturb far less than
-wall time; the records keep both, with the load average. Records go to
+minutes on 2 CPU cores. It is then judged by ``digit-fd`` (n = 2,000 generated images vs 2,000
+training digits drawn with a fixed seed; real test digits score about 40 at 32 px and 16 at 28 px,
+an untrained generator thousands) and, for conditional families, by how often the bundled digit
+classifier agrees with the class asked for (50 samples per class). The table shows CPU time (all
+threads: about twice the wall time on 2 idle cores), which other jobs on the machine disturb far
+less than wall time; the records keep both, with the load average. Records go to
 ``benchmarks/results/zoo.json`` (one per family, the newest kept), a 10 x 10 sample grid per family
 to ``docs/zoo/<family>.png``, and the table between the ``zoo`` markers of ``README.md`` is
 regenerated from the records. The slow learning tests (``tests/test_learning.py``) train the same
