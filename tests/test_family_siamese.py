@@ -113,6 +113,24 @@ def test_translate_works_on_a_patch_an_image_and_odd_sizes():
     assert vectors.shape == (5, 8)
 
 
+def test_residual_generator_starts_as_the_identity_and_learns_a_change():
+    generator = PatchGenerator(in_channels=3, out_channels=3, width=4, downsamplings=2,
+                               residual_blocks=1, residual=True)  # fmt: skip
+    images = torch.rand(2, 3, 14, 18) * 2 - 1  # odd sizes: padded and cropped back
+    assert torch.equal(generator(images), images)
+    target = (images * 0.8 + 0.1).detach()  # a colour change that keeps the layout
+    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-2)
+    start = (generator(images) - target).abs().mean().item()
+    for _ in range(40):
+        optimizer.zero_grad()
+        (generator(images) - target).abs().mean().backward()
+        optimizer.step()
+    assert (generator(images) - target).abs().mean().item() < 0.8 * start
+    assert generator(images * 4).abs().max() <= 1  # clamped to the image range
+    with pytest.raises(ValueError, match="C_in == C_out"):
+        PatchGenerator(in_channels=1, out_channels=3, residual=True)
+
+
 def test_generator_in_eval_mode_treats_every_tile_on_its_own():
     generator = PatchGenerator(in_channels=3, out_channels=3, width=4, residual_blocks=1)
     assert not any(isinstance(m, nn.InstanceNorm2d) for m in generator.modules())
@@ -216,6 +234,25 @@ def test_generator_loss_is_adversarial_plus_content(tmp_path):
     expected = 2 * adversarial + objective.model_cfg.lambda_travel * content
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert stats["g_adversarial"].item() == pytest.approx(adversarial.item(), rel=1e-5)
+
+
+def test_identity_term_adds_the_l1_distance_of_translated_b_images_to_themselves(tmp_path):
+    trainer = Trainer(_config(), tmp_path)
+    objective, batch = trainer.objective, _batch(trainer)
+    torch.manual_seed(0)
+    without, _ = objective.loss("generator", batch)
+    objective.model_cfg.lambda_identity = 3.0
+    torch.manual_seed(0)
+    with_identity, stats = objective.loss("generator", batch)
+    b = batch["b"]
+    with torch.no_grad():
+        expected = (objective.combo(b) - b).abs().mean()
+    assert stats["g_identity"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert (with_identity - without).item() == pytest.approx(3 * expected.item(), rel=1e-4)
+    generator = objective.networks["generator"]
+    generator.zero_grad()
+    (with_identity - without).backward()  # the identity term alone reaches G's weights
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters())
 
 
 def _gradient_on_fake_vectors(objective: SiameseGAN, phase: str, batch, travel: float):

@@ -128,6 +128,10 @@ class PatchGenerator(nn.Module):
     conv3x3 stride 2 doubling the channels (capped at ``max_channels``), norm, ReLU);
     ``residual_blocks`` x :class:`ResidualBlock`; ``downsamplings`` x (nearest upsample x2,
     reflect-pad 1, conv3x3 halving the channels, norm, ReLU); reflect-pad 3, conv7x7, tanh.
+
+    ``residual=True`` (C_in == C_out): the last conv7x7 predicts a change r instead, zero at
+    initialisation, and the output is clamp(images + r, -1, 1): G starts as the identity and
+    learns what to alter (for styles that keep the input's colours and layout).
     """
 
     def __init__(
@@ -140,9 +144,13 @@ class PatchGenerator(nn.Module):
         residual_blocks: int = 6,  # blocks at the lowest resolution (6 for 128 px in CycleGAN)
         norm: GeneratorNorm = "batch",  # "batch": batch norm (running stats in eval) | "none"
         max_channels: int = 256,  # cap on any layer's channels
+        residual: bool = False,  # output images + r (r zero at init) instead of tanh(...)
     ) -> None:
         super().__init__()
+        if residual and in_channels != out_channels:
+            raise ValueError(f"residual needs C_in == C_out, got {in_channels} and {out_channels}")
         self.multiple = 2**downsamplings
+        self.residual = residual
         widths = [min(width * 2**i, max_channels) for i in range(downsamplings + 1)]
         layers = _stage(in_channels, width, 7, 1, norm)
         for fan_in, fan_out in pairwise(widths):
@@ -151,16 +159,25 @@ class PatchGenerator(nn.Module):
         for fan_in, fan_out in pairwise(widths[::-1]):
             layers += [nn.Upsample(scale_factor=2, mode="nearest")]
             layers += _stage(fan_in, fan_out, 3, 1, norm)
-        layers += [*_conv(width, out_channels, 7, 1, "none"), nn.Tanh()]
+        head = _conv(width, out_channels, 7, 1, "none")
+        layers += head if residual else [*head, nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
+        if residual:
+            last = [m for m in head if isinstance(m, nn.Conv2d)][-1]
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
         pad_h, pad_w = -height % self.multiple, -width % self.multiple
         if pad_h or pad_w:  # reflect up to a multiple of 2**downsamplings, crop back afterwards
             images = F.pad(images, (0, pad_w, 0, pad_h), mode="reflect")
-        return self.net(images)[..., :height, :width]
+        out = self.net(images)
+        if self.residual:
+            out = (images + out).clamp(-1, 1)
+        return out[..., :height, :width]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,6 +19,15 @@ the batch, m = ``model.margin`` and ||.|| the Euclidean norm:
 
     L_D = E||D(B)||^2 + E[max(0, m - ||D(AB)||)^2] + lambda_travel * L_content
     L_G = lambda_adversarial * E||D(AB)||^2 + lambda_travel * L_content
+          + lambda_identity * E|combo(B) - B|_1
+
+The last term is optional (``lambda_identity``, 0 by default, which is the Combo method): CycleGAN's
+identity mapping loss (Zhu et al. 2017, section 5.2, after Taigman et al. 2017), G applied to
+real B images must leave them unchanged. Neither the travel term nor D ties a translation's
+absolute colours to its input's (the transformation vectors compare images only with each
+other), so when the A and B photos differ in palette as well as in style, G also learns the
+palette; the identity term keeps the colour composition of the input, as it does for CycleGAN's
+paintings <-> photos.
 
 Sign conventions: real B images are pulled to the origin of D's vector space (D minimises their
 squared norm) and fakes are pushed out to at least the margin (a squared hinge on the norm: its
@@ -95,10 +104,12 @@ class SiameseConfig(ModelConfig):
     lambda_adversarial: float = Field(1.0, gt=0)  # weight of ||D(AB)||^2 in G's loss
     lambda_travel: float = Field(1.0, ge=0)  # weight of the content term in both losses
     lambda_distance: float = Field(0.0, ge=0)  # weight of ||v - v'||^2 inside the content term
+    lambda_identity: float = Field(0.0, ge=0)  # weight of E|combo(B) - B|_1 in G's loss (0: off)
     g_width: int = Field(64, ge=1)  # channels of G's stem; each downsampling doubles them
     g_downsamplings: int = Field(2, ge=0, le=6)  # G's stride-2 stages
     g_residual_blocks: int = Field(6, ge=0)  # G's residual blocks at its lowest resolution
     g_norm: GeneratorNorm = "batch"  # batch norm (running statistics at inference) | none
+    g_residual: bool = False  # G outputs clamp(A + r, -1, 1), r zero at init (starts as identity)
     d_width: int = Field(64, ge=1)  # channels of D's first convolution; later ones double
     d_spectral_norm: bool = True  # spectral norm on every layer of D
     max_channels: int = Field(512, ge=1)  # cap on any layer's channels
@@ -172,7 +183,7 @@ class SiameseGAN(TranslationObjective):
             "generator": PatchGenerator(
                 in_channels=channels, out_channels=channels, width=m.g_width,
                 downsamplings=m.g_downsamplings, residual_blocks=m.g_residual_blocks,
-                norm=m.g_norm, max_channels=m.max_channels,
+                norm=m.g_norm, max_channels=m.max_channels, residual=m.g_residual,
             ),
             "discriminator": SiameseDiscriminator(
                 resolution=resolution, channels=channels, vector_length=m.vector_length,
@@ -270,7 +281,8 @@ class SiameseGAN(TranslationObjective):
         }
 
     def generator_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
-        """lambda_adversarial * ||D(AB)||^2 + lambda_travel * content, AB = combo(A)."""
+        """lambda_adversarial * ||D(AB)||^2 + lambda_travel * content
+        (+ lambda_identity * |combo(B) - B|_1), AB = combo(A)."""
         a = batch["a"]
         fake = self.combo(a)
         fake_vectors, vectors_a = self._embed(fake, a.to(fake.dtype), paired=(0, 1))
@@ -278,10 +290,15 @@ class SiameseGAN(TranslationObjective):
         adversarial = real_term(fake_vectors)
         content, cosine, distance = content_term(vectors_a, fake_vectors, m.lambda_distance)
         loss = m.lambda_adversarial * adversarial + m.lambda_travel * content
-        return loss, {
-            "loss_g": loss.detach(),
+        stats = {
             "g_adversarial": adversarial.detach(),
             "g_content": content.detach(),
             "g_cosine": cosine.detach(),
             "g_distance": distance.detach(),
         }
+        if m.lambda_identity > 0:
+            b = batch["b"]
+            identity = (self.combo(b).float() - b.float()).abs().mean()
+            loss = loss + m.lambda_identity * identity
+            stats["g_identity"] = identity.detach()
+        return loss, {"loss_g": loss.detach(), **stats}
