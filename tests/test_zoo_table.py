@@ -20,6 +20,13 @@ def test_every_budget_builds_a_valid_config(tmp_path):
         assert cfg.eval.metrics == ["digit-fd"] and cfg.eval.n == 2000
 
 
+def test_a_variant_changes_the_seed_and_the_overrides_on_top_of_the_budget(tmp_path):
+    cfg = zoo.zoo_config("lsgan", tmp_path, seed=2, overrides=["model.g_activation=leaky_relu"])
+    assert cfg.train.seed == 2 and cfg.model.g_activation == "leaky_relu"
+    assert cfg.model.g_width == zoo.BUDGETS["lsgan"].model["g_width"]  # the budget stays
+    assert zoo.zoo_config("lsgan", tmp_path).train.seed == 0
+
+
 def test_the_readme_table_is_the_one_the_records_give():
     text = zoo.README.read_text()
     table = text.split(zoo.TABLE_BEGIN)[1].split(zoo.TABLE_END)[0].strip()
