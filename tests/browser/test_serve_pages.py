@@ -60,6 +60,18 @@ def test_the_sample_button_produces_a_new_grid(page, screenshots):
     page.screenshot(path=screenshots / "explore-sample.png", full_page=True)
 
 
+def test_the_truncation_slider_reaches_above_one(page):
+    page.goto("/explore?run=big")  # biggan: truncation, which the API takes for any t > 0
+    page.wait_for_selector("#trunc-box:not(.hidden)")
+    page.check("#trunc-on")
+    page.locator("#truncation").fill("1.5")
+    page.click("#sample")
+    page.wait_for_function(
+        "() => document.querySelector('#grid-caption').textContent.includes('truncation 1.5')"
+    )
+    page.wait_for_function(LOADED_JS, arg="#grid")
+
+
 def test_the_interpolation_slider_changes_the_image(page, screenshots):
     page.goto("/explore?run=gen")
     page.wait_for_selector("#frame[data-frame='0']")
