@@ -53,6 +53,7 @@ class DataConfig(Section):
     resize: int | None = Field(None, ge=4)  # shorter side before cropping; None = resolution
     crop: Literal["center", "random"] = "center"  # "random": a random crop per batch from `resize`
     flip: bool = False  # random horizontal flips per batch
+    hue: bool = False  # RGB: a random hue rotation per image and batch (luma kept; see loader)
     channels: Literal[1, 3] = 1  # 1 = grayscale, 3 = RGB
     labels: bool = False  # `folder`: class labels from sub-folder names
     download: bool = True  # fetch missing standard datasets (checksum-verified) when online
@@ -89,6 +90,11 @@ class DataConfig(Section):
         if self.max_side is not None and self.max_side < self.resolution:
             raise ValueError(
                 f"data.max_side ({self.max_side}) must be >= data.resolution ({self.resolution})"
+            )
+        if self.hue and (self.channels != 3 or self.domain_a_channels != 3):
+            raise ValueError(
+                "data.hue rotates the hue of colour images: it needs data.channels=3 and RGB "
+                "images in domain A too (no label maps)"
             )
         if self.a_kind == "labels" and self.channels_a == 3:
             raise ValueError(

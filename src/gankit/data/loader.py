@@ -19,6 +19,7 @@ image, drawn from the same augmentation generator, the same square from both ima
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -172,9 +173,12 @@ class InfiniteLoader:
 
 
 def augment(images: torch.Tensor, cfg: DataConfig, rng: torch.Generator) -> torch.Tensor:
-    """uint8 (B, C, S, S) -> float (B, C, R, R) in [-1, 1]: crop to ``cfg.resolution``, maybe flip.
+    """uint8 (B, C, S, S) -> float (B, C, R, R) in [-1, 1]: crop to ``cfg.resolution``, maybe flip,
+    maybe rotate the hue.
 
-    The crop is central unless ``cfg.crop == "random"`` (one offset per image); flips are per image.
+    The crop is central unless ``cfg.crop == "random"`` (one offset per image); flips are per image,
+    and so are the hue angles of ``cfg.hue`` (:func:`rotate_hue`; C = 6, the two RGB images of a
+    pair side by side, turn by the same angle).
     """
     size, target = images.shape[-1], cfg.resolution
     if size != target:
@@ -193,7 +197,38 @@ def augment(images: torch.Tensor, cfg: DataConfig, rng: torch.Generator) -> torc
     if cfg.flip:
         flip = torch.rand(images.shape[0], generator=rng) < 0.5
         images[flip] = images[flip].flip(-1)
+    if cfg.hue:
+        angles = torch.rand(images.shape[0], generator=rng) * (2 * math.pi)
+        groups = images.unflatten(1, (-1, 3))  # (B, C / 3, 3, R, R): each RGB image of a pair
+        images = rotate_hue(groups.transpose(0, 1), angles).transpose(0, 1).flatten(1, 2)
     return images.contiguous()
+
+
+# RGB -> YIQ (NTSC): Y is the BT.601 luma, I and Q the chroma plane
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263],
+                     [0.211456, -0.522591, 0.311135]])  # fmt: skip
+
+
+def rotate_hue(images: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Turn the hue of RGB ``images`` (..., B, 3, H, W) in [-1, 1] by ``angles`` (B,) radians,
+    one per image: the chroma plane (I, Q) of YIQ is rotated and the luma Y kept, then the result
+    is clamped to [-1, 1]. Greys stay as they are (the map fixes the grey axis, so it is the same
+    linear map on [-1, 1] and [0, 1] values); a full turn is the identity.
+
+    An augmentation for unpaired domains whose photos differ in palette as well as in what the
+    translation should learn (a painting style, say): with random hue on both sides the
+    discriminator cannot tell them apart by hue, so the generator is not pushed to repaint the
+    colours. Keeping the luma exactly keeps every filter that reads only the luma's structure
+    (cv2.xphoto.oilPainting's intensity histogram, for one) commuting with the rotation, up to
+    rounding and clipping at the RGB gamut."""
+    yiq = _YIQ.to(images)
+    cos, sin = angles.to(images).cos(), angles.to(images).sin()
+    zero, one = torch.zeros_like(cos), torch.ones_like(cos)
+    turn = torch.stack([torch.stack([one, zero, zero], -1), torch.stack([zero, cos, -sin], -1),
+                        torch.stack([zero, sin, cos], -1)], -2)  # (B, 3, 3)  # fmt: skip
+    matrices = torch.linalg.solve(yiq, turn @ yiq)  # YIQ^-1 R YIQ, (B, 3, 3)
+    out = torch.einsum("bij,...bjhw->...bihw", matrices, images)
+    return out.clamp_(-1.0, 1.0)
 
 
 def random_crops(
