@@ -13,7 +13,13 @@ import gankit.objectives.siamese  # registers "siamese"
 from gankit.config import load_yaml, preset_path
 from gankit.errors import ConfigError
 from gankit.nets.augment import attach_diffaugment
-from gankit.nets.siamese import PatchGenerator, SiameseDiscriminator, cut_patches, join_patches
+from gankit.nets.siamese import (
+    PatchGenerator,
+    SiameseDiscriminator,
+    cut_patches,
+    detail,
+    join_patches,
+)
 from gankit.objectives.siamese import (
     SiameseGAN,
     content_term,
@@ -145,6 +151,23 @@ def test_generator_in_eval_mode_treats_every_tile_on_its_own():
             assert torch.allclose(together[i : i + 1], generator(tiles[i : i + 1]), atol=1e-6)
     plain = PatchGenerator(in_channels=1, out_channels=1, width=4, residual_blocks=1, norm="none")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+
+
+def test_the_detail_input_is_the_images_and_their_amplified_high_pass_layer():
+    flat = torch.full((2, 3, 8, 8), 0.3)
+    assert detail(flat, 16)[:, 3:].abs().max() < 1e-5  # nothing where the image is flat
+    images = torch.rand(2, 3, 8, 8) * 2 - 1
+    layers = detail(images, 16)
+    assert torch.equal(layers[:, :3], images)
+    mean = (images[0, 0, 2:5, 3:6]).mean()  # an inner pixel's 3 x 3 box
+    assert torch.allclose(layers[0, 3, 3, 4], 16 * (images[0, 0, 3, 4] - mean), atol=1e-5)
+    assert torch.allclose(detail(images, 4)[:, 3:] * 4, layers[:, 3:], atol=1e-5)
+    network = SiameseDiscriminator(resolution=16, channels=3, vector_length=8, width=4,
+                                   spectral_norm=True, detail_gain=16)  # fmt: skip
+    first = next(m for m in network.modules() if isinstance(m, nn.Conv2d))
+    assert first.in_channels == 6 and network(images.repeat(1, 1, 2, 2)).shape == (2, 8)
+    cfg = _config("model.d_detail_gain=8")
+    assert SiameseGAN(cfg).networks["discriminator"].detail_gain == 8
 
 
 @pytest.mark.parametrize(("resolution", "convolutions"), [(16, 2), (32, 3), (128, 5), (24, 3)])

@@ -62,14 +62,15 @@ survives translation is encoded), which is what makes the term a usable signal f
 AB is made without a graph into G (detached) for every term: G's parameters are not updated in
 that phase, so this changes none of D's gradients and only skips a backward pass through G.
 
-Networks: :class:`~gankit.nets.siamese.PatchGenerator` (fully convolutional, batch norm with
-running statistics at inference, or no norm) and :class:`~gankit.nets.siamese.SiameseDiscriminator`
-(strided convolutions, flatten, linear to LENVEC). Phases: "discriminator" then "generator", each
+Networks: :class:`~gankit.nets.siamese.PatchGenerator` (fully convolutional, batch norm with running
+statistics at inference, or no norm) and :class:`~gankit.nets.siamese.SiameseDiscriminator` (strided
+convolutions, flatten, linear to LENVEC; ``d_detail_gain`` > 0 also feeds it the images' amplified
+high-pass detail, off by default: see that class). Phases: "discriminator" then "generator", each
 with a fresh batch, Adam with ``train`` settings. D sees domain A and domain B images, so both
-domains need the same number of channels (``data.channels``). With ``train.diffaugment`` each
-image D sees is augmented with its own random transform, except that A_i and its translation
-AB_i share one (:func:`gankit.nets.augment.same_transform`): the content term then compares
-transformation vectors of images that differ by the translation alone, not by two augmentations.
+domains need the same number of channels (``data.channels``). With ``train.diffaugment`` each image
+D sees is augmented with its own random transform, except that A_i and its translation AB_i share
+one (:func:`gankit.nets.augment.same_transform`): the content term then compares transformation
+vectors of images that differ by the translation alone, not by two augmentations.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class SiameseConfig(ModelConfig):
     g_residual: bool = False  # G outputs clamp(A + r, -1, 1), r zero at init (starts as identity)
     d_width: int = Field(64, ge=1)  # channels of D's first convolution; later ones double
     d_spectral_norm: bool = True  # spectral norm on every layer of D
+    d_detail_gain: float = Field(0.0, ge=0)  # g > 0: D also sees g x the images' high-pass detail
     max_channels: int = Field(512, ge=1)  # cap on any layer's channels
 
 
@@ -188,6 +190,7 @@ class SiameseGAN(TranslationObjective):
             "discriminator": SiameseDiscriminator(
                 resolution=resolution, channels=channels, vector_length=m.vector_length,
                 width=m.d_width, max_channels=m.max_channels, spectral_norm=m.d_spectral_norm,
+                detail_gain=m.d_detail_gain,
             ),
         }  # fmt: skip
 
