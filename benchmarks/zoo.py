@@ -55,6 +55,7 @@ VARIANTS = REPO / "benchmarks" / "results" / "zoo-variants.jsonl"
 GRIDS = REPO / "docs" / "zoo"
 README = REPO / "README.md"
 TABLE_BEGIN, TABLE_END = "<!-- zoo:begin -->", "<!-- zoo:end -->"
+SEEDS_BEGIN, SEEDS_END = "<!-- zoo-seeds:begin -->", "<!-- zoo-seeds:end -->"
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,15 @@ class Budget:
 # where a few thousand steps are too few for the EMA to catch up (BigGAN, ProGAN); a constant
 # learning rate for SNGAN, whose preset decays it to 0 over the run as the reference does over
 # 50k+ iterations: over a 1,000-step budget that halves the mean rate (digit-fd 517 with the
-# decay, 243 without, both measured in issue 18).
+# decay, 243 without, both measured in issue 18). LSGAN's and WGAN's narrow generators use
+# LeakyReLU (model.g_activation; the presets keep the papers' ReLU): at these widths and step
+# counts ReLU learns more slowly on every seed (the README's seeds table).
 BUDGETS: dict[str, Budget] = {
     "gan": Budget(4000, {"latent_dim": 64}),
     "dcgan": Budget(3000),
     "cgan": Budget(3000),
-    "lsgan": Budget(1500, {"g_width": 32, "d_width": 32}),
-    "wgan": Budget(1500, {"g_width": 32, "critic_width": 32}),
+    "lsgan": Budget(1500, {"g_width": 32, "d_width": 32, "g_activation": "leaky_relu"}),
+    "wgan": Budget(1500, {"g_width": 32, "critic_width": 32, "g_activation": "leaky_relu"}),
     "wgan-gp": Budget(1000, {"g_width": 32, "critic_width": 32}),
     "sngan": Budget(1000, {"g_width": 16, "d_width": 16}, {"lr_decay_start": 1.0}),
     "sagan": Budget(4000, {"g_width": 16, "d_width": 16}),
@@ -233,13 +236,60 @@ def readme_table(records: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str, path: Path = README) -> None:
+def read_variants(path: Path = VARIANTS) -> list[dict]:
+    """The variant records (``--seed``/``--set`` runs), oldest first."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def settings(record: dict) -> str:
+    """What a record trained beyond the preset: its budget's overrides and its variant."""
+    changes = {**record["overrides"]["model"], **record["overrides"]["train"]}
+    parts = [*(f"{k}={v}" for k, v in changes.items()), *record.get("variant", [])]
+    return ", ".join(parts) or "the preset"
+
+
+def seeds_table(records: dict[str, dict], variants: list[dict]) -> str:
+    """Digit-fd per seed of every family with variant records: a row per (family, settings),
+    the table's own seed-0 records included, the newest record of each seed kept, the mean over
+    the seeds run, and the commits the row's runs recorded (a variant naming other code, like
+    ``code at db528b5``, differs in its settings)."""
+    rows: dict[tuple[str, str], dict[int, tuple[float, str]]] = {}
+    families = {v["family"] for v in variants}
+    for record in [*(r for f, r in records.items() if f in families), *variants]:
+        key = (record["family"], settings(record))
+        commit = record.get("commit") or "?"
+        rows.setdefault(key, {})[record.get("seed", 0)] = (record["value"], commit)
+    seeds = sorted({seed for values in rows.values() for seed in values})
+    lines = [
+        "| family | settings | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | commits |",
+        "|---|---|" + "---|" * (len(seeds) + 2),
+    ]
+    order = list(BUDGETS)
+
+    def family_order(row: tuple[tuple[str, str], dict]) -> int:
+        return order.index(row[0][0])
+
+    for (family, label), values in sorted(rows.items(), key=family_order):
+        cells = [f"{values[s][0]:.0f}" if s in values else "-" for s in seeds]
+        mean = sum(value for value, _ in values.values()) / len(values)
+        commits = ", ".join(sorted({commit for _, commit in values.values()}))
+        lines.append(f"| `{family}` | {label} | {' | '.join(cells)} | {mean:.0f} | {commits} |")
+    return "\n".join(lines)
+
+
+def update_readme(
+    table: str, path: Path = README, markers: tuple[str, str] = (TABLE_BEGIN, TABLE_END)
+) -> None:
+    """Replace what lies between ``markers`` in ``path`` with ``table``."""
+    begin_marker, end_marker = markers
     text = path.read_text()
-    head, begin, rest = text.partition(TABLE_BEGIN)
-    _, end, tail = rest.partition(TABLE_END)
+    head, begin, rest = text.partition(begin_marker)
+    _, end, tail = rest.partition(end_marker)
     if not begin or not end:
-        raise SystemExit(f"{path} has no {TABLE_BEGIN} ... {TABLE_END} markers")
-    path.write_text(f"{head}{TABLE_BEGIN}\n{table}\n{TABLE_END}{tail}")
+        raise SystemExit(f"{path} has no {begin_marker} ... {end_marker} markers")
+    path.write_text(f"{head}{begin_marker}\n{table}\n{end_marker}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     table = readme_table(records)
     update_readme(table)
     print(table)
+    if variants := read_variants():
+        update_readme(seeds_table(records, variants), markers=(SEEDS_BEGIN, SEEDS_END))
     return 0
 
 

@@ -27,10 +27,34 @@ def test_a_variant_changes_the_seed_and_the_overrides_on_top_of_the_budget(tmp_p
     assert zoo.zoo_config("lsgan", tmp_path).train.seed == 0
 
 
-def test_the_readme_table_is_the_one_the_records_give():
+def test_the_readme_tables_are_the_ones_the_records_give():
     text = zoo.README.read_text()
     table = text.split(zoo.TABLE_BEGIN)[1].split(zoo.TABLE_END)[0].strip()
     assert table == zoo.readme_table(zoo.read_records())
+    if variants := zoo.read_variants():
+        seeds = text.split(zoo.SEEDS_BEGIN)[1].split(zoo.SEEDS_END)[0].strip()
+        assert seeds == zoo.seeds_table(zoo.read_records(), variants)
+
+
+def test_the_seeds_table_has_a_row_per_family_commit_and_settings_with_the_mean():
+    def record(seed, value, commit="abc1234", variant=None, family="lsgan"):
+        return {"family": family, "seed": seed, "value": value, "commit": commit,
+                "overrides": {"model": {"g_width": 32}, "train": {}},
+                **({"variant": variant} if variant else {})}  # fmt: skip
+
+    main = record(0, 200.0)
+    del main["seed"]  # the table's own records are seed 0 without saying so
+    variants = [record(1, 240.0), record(2, 220.0),
+                record(0, 180.0, "old5678", ["code at old5678"]),
+                record(1, 170.0, variant=["model.g_activation=leaky_relu"]),
+                record(1, 250.0)]  # fmt: skip
+    rows = zoo.seeds_table({"lsgan": main, "gan": record(0, 9.0, family="gan")}, variants)
+    lines = rows.splitlines()
+    assert lines[0] == "| family | settings | seed 0 | seed 1 | seed 2 | mean | commits |"
+    assert lines[2] == "| `lsgan` | g_width=32 | 200 | 250 | 220 | 223 | abc1234 |"  # newest
+    assert lines[3] == "| `lsgan` | g_width=32, code at old5678 | 180 | - | - | 180 | old5678 |"
+    assert lines[4].startswith("| `lsgan` | g_width=32, model.g_activation=leaky_relu | - | 170")
+    assert "gan`" not in rows.replace("`lsgan`", "")  # families without variants stay out
 
 
 def test_the_table_shows_a_record(tmp_path, monkeypatch):
