@@ -19,15 +19,20 @@ the batch, m = ``model.margin`` and ||.|| the Euclidean norm:
 
     L_D = E||D(B)||^2 + E[max(0, m - ||D(AB)||)^2] + lambda_travel * L_content
     L_G = lambda_adversarial * E||D(AB)||^2 + lambda_travel * L_content
-          + lambda_identity * E|combo(B) - B|_1
+          + lambda_identity * E|combo(B) - B|_1 + lambda_lowpass * E|pool_k(AB) - pool_k(A)|_1
 
-The last term is optional (``lambda_identity``, 0 by default, which is the Combo method): CycleGAN's
-identity mapping loss (Zhu et al. 2017, section 5.2, after Taigman et al. 2017), G applied to
-real B images must leave them unchanged. Neither the travel term nor D ties a translation's
-absolute colours to its input's (the transformation vectors compare images only with each
-other), so when the A and B photos differ in palette as well as in style, G also learns the
-palette; the identity term keeps the colour composition of the input, as it does for CycleGAN's
-paintings <-> photos.
+The last two terms are optional (0 by default, which is the Combo method). ``lambda_identity``:
+CycleGAN's identity mapping loss (Zhu et al. 2017, section 5.2, after Taigman et al. 2017), G
+applied to real B images must leave them unchanged. Neither the travel term nor D ties a
+translation's absolute colours to its input's (the transformation vectors compare images only
+with each other), so when the A and B photos differ in palette as well as in style, G also
+learns the palette; the identity term keeps the colour composition of the input, as it does for
+CycleGAN's paintings <-> photos. ``lambda_lowpass`` (in neither paper; gankit's option for
+styles that keep a picture's composition, like a painting of a photo): pool_k is a k x k mean
+(k = ``model.lowpass_window``, non-overlapping), so G's translation of A must keep A's local
+mean colours at that scale and may change what lies below it (strokes, texture). The identity
+term constrains G only on B images; this one constrains the translations themselves against
+regional colour drift.
 
 Sign conventions: real B images are pulled to the origin of D's vector space (D minimises their
 squared norm) and fakes are pushed out to at least the margin (a squared hinge on the norm: its
@@ -106,6 +111,8 @@ class SiameseConfig(ModelConfig):
     lambda_travel: float = Field(1.0, ge=0)  # weight of the content term in both losses
     lambda_distance: float = Field(0.0, ge=0)  # weight of ||v - v'||^2 inside the content term
     lambda_identity: float = Field(0.0, ge=0)  # weight of E|combo(B) - B|_1 in G's loss (0: off)
+    lambda_lowpass: float = Field(0.0, ge=0)  # weight of E|pool_k(AB) - pool_k(A)|_1 (0: off)
+    lowpass_window: int = Field(8, ge=1, le=4096)  # k: side of the mean pool of lambda_lowpass
     g_width: int = Field(64, ge=1)  # channels of G's stem; each downsampling doubles them
     g_downsamplings: int = Field(2, ge=0, le=6)  # G's stride-2 stages
     g_residual_blocks: int = Field(6, ge=0)  # G's residual blocks at its lowest resolution
@@ -162,6 +169,14 @@ def content_term(
     return (1 - cosine) + lambda_distance * distance, cosine, distance
 
 
+def lowpass_term(translated: torch.Tensor, source: torch.Tensor, window: int) -> torch.Tensor:
+    """E|pool_k(AB) - pool_k(A)|_1: the L1 distance of the k x k mean colours (k = window,
+    non-overlapping; a remainder at the right and bottom is dropped) of the translations
+    (B, C, H, W) and their sources (B, C, H, W); a scalar in fp32."""
+    pooled = [F.avg_pool2d(x.float(), window) for x in (translated, source)]
+    return (pooled[0] - pooled[1]).abs().mean()
+
+
 # --------------------------------------------------------------------------------------------------
 # The family
 
@@ -208,6 +223,12 @@ class SiameseGAN(TranslationObjective):
             raise ConfigError(
                 f"model.patch={patch} must be a multiple of 2**model.g_downsamplings = "
                 f"{smallest // 2} and at least {smallest} (G's lowest resolution is 2 px or more)"
+            )
+        window = self.model_cfg.lowpass_window
+        if self.model_cfg.lambda_lowpass > 0 and resolution % window:
+            raise ConfigError(
+                f"model.lowpass_window={window} must divide data.resolution={resolution} "
+                f"(the mean pool of lambda_lowpass tiles the 2S x 2S images)"
             )
         if self.batch_size < 2:
             raise ConfigError(
@@ -285,7 +306,8 @@ class SiameseGAN(TranslationObjective):
 
     def generator_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
         """lambda_adversarial * ||D(AB)||^2 + lambda_travel * content
-        (+ lambda_identity * |combo(B) - B|_1), AB = combo(A)."""
+        (+ lambda_identity * |combo(B) - B|_1 + lambda_lowpass * lowpass_term(AB, A)),
+        AB = combo(A)."""
         a = batch["a"]
         fake = self.combo(a)
         fake_vectors, vectors_a = self._embed(fake, a.to(fake.dtype), paired=(0, 1))
@@ -304,4 +326,8 @@ class SiameseGAN(TranslationObjective):
             identity = (self.combo(b).float() - b.float()).abs().mean()
             loss = loss + m.lambda_identity * identity
             stats["g_identity"] = identity.detach()
+        if m.lambda_lowpass > 0:
+            lowpass = lowpass_term(fake, a, m.lowpass_window)
+            loss = loss + m.lambda_lowpass * lowpass
+            stats["g_lowpass"] = lowpass.detach()
         return loss, {"loss_g": loss.detach(), **stats}
