@@ -21,8 +21,11 @@ the image by its own statistics, as per-image layers train). Then ``overlap`` mo
 statistics. Reported per output: PSNR (dB, uint8 outputs, peak 255) against the reference, the
 seam score (:func:`gankit.translate.seam_score` on the tiling's own edges) and, as its control,
 the reference's score on the same lines (the plain score is not 1 on these outputs even without
-tiles: content and the networks' stride-phase patterns) and the ratio of the two; for running
-statistics also the PSNR against whole mode with running statistics (the tiling alone); seconds.
+tiles: content and the networks' stride-phase patterns) and the ratio of the two; the same with
+``period`` :data:`PERIOD` (``seam_score_phase``: border pairs compared only with pairs at the same
+position modulo the networks' total stride, 4 for both, which cancels their phase-locked
+patterns); for running statistics also the PSNR against whole mode with running statistics (the
+tiling alone); seconds.
 One thread (``torch.set_num_threads(1)``).
 Writes ``benchmarks/results/faithful_tiling.json``.
 """
@@ -44,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "benchmarks" / "results" / "faithful_tiling.json"
 GANKIT = str(Path(sys.executable).parent / "gankit")
 SIZE = (768, 1024)  # height, width
+PERIOD = 4  # total stride of both generators (two stride-2 downsamplings)
 
 
 def psnr(output: np.ndarray, reference: np.ndarray) -> float:
@@ -93,8 +97,9 @@ def measure(run: Path, image: np.ndarray, tile: int, overlap: int) -> dict[str, 
     loaded = gankit.load(run)
     plan = plan_tiles(*image.shape[:2], tile, overlap)
 
-    def seams(output: np.ndarray) -> float:
-        return round(seam_score(output, plan.tile, plan.stride, offset=-plan.margin), 4)
+    def seams(output: np.ndarray, period: int = 1) -> float:
+        score = seam_score(output, plan.tile, plan.stride, offset=-plan.margin, period=period)
+        return round(score, 4)
 
     def timed(**kwargs: Any) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
@@ -109,7 +114,8 @@ def measure(run: Path, image: np.ndarray, tile: int, overlap: int) -> dict[str, 
         "tile": tile,
         "overlap": overlap,
         "reference": {"mode": "whole", "stats": "image", "seconds": seconds,
-                      "seam_score_on_tile_lines": seams(reference)},
+                      "seam_score_on_tile_lines": seams(reference),
+                      "seam_score_phase_on_tile_lines": seams(reference, PERIOD)},
         "results": [],
     }  # fmt: skip
     whole_running = None
@@ -120,6 +126,10 @@ def measure(run: Path, image: np.ndarray, tile: int, overlap: int) -> dict[str, 
             "mode": mode, "stats": stats, "psnr_vs_reference_db": round(psnr(output, reference), 2),
             "seam_score": seams(output),
             "seam_score_over_reference": round(seams(output) / seams(reference), 4),
+            "seam_score_phase": seams(output, PERIOD),
+            "seam_score_phase_over_reference": round(
+                seams(output, PERIOD) / seams(reference, PERIOD), 4
+            ),
             "seconds": seconds,
         }  # fmt: skip
         if whole_running is None:
