@@ -3,6 +3,8 @@
     make hd-painting                          # train 3 models (~20 min each on 2 cores), score
     python scripts/hd_painting.py --skip-training          # translate and score again
     python scripts/hd_painting.py --steps 5 --photos Dune --run-dir /tmp/hdp --docs /tmp/hdp/d
+    python scripts/hd_painting.py --model siamese-downscaled --mode whole \
+        --set model.lowpass_window=4 --run-dir /tmp/try --docs /tmp/try/d   # one model, a change
 
 1. Data (:mod:`gankit.data.hd_photos`, photos from ``make hd-photos``): ``RUN_DIR/crops-x1/``
    and ``RUN_DIR/crops-x2/`` hold :data:`CROPS_PER_PHOTO` random :data:`CROP_SIZE` px crops
@@ -123,6 +125,7 @@ class Experiment:
     models: tuple[Model, ...] = MODELS
     train: bool = True
     steps: int | None = None  # overrides every preset's train.steps (smoke runs)
+    sets: tuple[str, ...] = ()  # KEY=VALUE overrides of every model's training (experiments)
     crop_size: int = CROP_SIZE
     crops_per_photo: int = CROPS_PER_PHOTO
     tile: int = TILE
@@ -166,15 +169,21 @@ def prepare_data(exp: Experiment) -> Path:
     return held_out
 
 
+def training_command(exp: Experiment, model: Model) -> list[str]:
+    """The ``gankit train`` command line of ``model`` (its preset, crops, steps and sets)."""
+    crops, out = crops_dir(exp.run_dir, model.downscale), exp.run_dir / model.name
+    command = [GANKIT, "train", model.family, "--config", str(model.preset),
+               "--data-root", str(crops), "--out", str(out)]  # fmt: skip
+    if exp.steps is not None:
+        command += ["--set", f"train.steps={exp.steps}"]
+    return command + [item for override in exp.sets for item in ("--set", override)]
+
+
 def train(exp: Experiment, model: Model) -> dict[str, Any]:
     """``gankit train`` of ``model`` into ``RUN_DIR/<model>``, measured; the record is also
     saved there (``hd-painting-train.json``) for later ``--skip-training`` runs."""
     out = exp.run_dir / model.name
-    command = [GANKIT, "train", model.family, "--config", str(model.preset), "--data-root",
-               str(crops_dir(exp.run_dir, model.downscale)), "--out", str(out)]  # fmt: skip
-    if exp.steps is not None:
-        command += ["--set", f"train.steps={exp.steps}"]
-    measured = run_measured(command)
+    measured = run_measured(training_command(exp, model))
     steps = yaml.safe_load((out / "config.yaml").read_text())["train"]["steps"]
     record = {
         "preset": str(model.preset.relative_to(REPO)),
@@ -183,6 +192,7 @@ def train(exp: Experiment, model: Model) -> dict[str, Any]:
         "seconds": round(measured.seconds, 1),
         "peak_rss_mb": round(measured.peak_rss_mb, 1),
         "steps_for_budget": int(steps * TRAIN_BUDGET_S / measured.seconds),
+        "sets": list(exp.sets),
     }
     (out / "hd-painting-train.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -442,7 +452,7 @@ def photo_names(arguments: list[str] | None) -> tuple[str, ...]:
     return tuple(name for stem, name in known.items() if stem in wanted)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default=str(REPO / "runs" / "hd-painting"))
     parser.add_argument(
@@ -456,10 +466,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="train.steps of every model (smoke runs)")
     parser.add_argument("--photos", action="append", help="held-out photos to translate")
     parser.add_argument("--whole-memory-mb", type=int, default=WHOLE_MEMORY_MB)
-    args = parser.parse_args(argv)
-    exp = Experiment(run_dir=Path(args.run_dir), docs=Path(args.docs),
-                     photos=photo_names(args.photos), train=not args.skip_training,
-                     steps=args.steps, whole_memory_mb=args.whole_memory_mb)  # fmt: skip
+    parser.add_argument("--model", action="append", choices=[m.name for m in MODELS],
+                        help="only these models (repeat; default: all)")  # fmt: skip
+    parser.add_argument("--mode", action="append", choices=MODES, help="only these modes")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override of every model's training (repeat)")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def experiment(args: argparse.Namespace) -> Experiment:
+    """The :class:`Experiment` that the command line asks for."""
+    models = tuple(m for m in MODELS if not args.model or m.name in args.model)
+    return Experiment(run_dir=Path(args.run_dir), docs=Path(args.docs),
+                      photos=photo_names(args.photos), models=models, train=not args.skip_training,
+                      steps=args.steps, sets=tuple(args.set), whole_memory_mb=args.whole_memory_mb,
+                      modes=tuple(args.mode or MODES))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    exp = experiment(parse_args(argv))
     try:
         record = run(exp)
     except GankitError as error:  # missing photos, a crops folder of other settings, ...

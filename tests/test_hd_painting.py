@@ -185,6 +185,23 @@ def test_photo_names_take_stems_or_file_names_in_the_splits_order():
     assert hd_painting.without_paths(nested) == {"a": {"psnr_db": 1.0}, "b": [1]}
 
 
+def test_the_command_line_picks_models_modes_and_training_overrides(tmp_path):
+    args = ["--run-dir", str(tmp_path), "--model", "siamese-downscaled", "--mode", "whole",
+            "--set", "model.lowpass_window=4", "--set", "data.hue=false",
+            "--steps", "7"]  # fmt: skip
+    exp = hd_painting.experiment(hd_painting.parse_args(args))
+    assert [m.name for m in exp.models] == ["siamese-downscaled"] and exp.modes == ("whole",)
+    command = hd_painting.training_command(exp, exp.models[0])
+    assert command[-6:] == ["--set", "train.steps=7", "--set", "model.lowpass_window=4",
+                            "--set", "data.hue=false"]  # fmt: skip
+    assert str(tmp_path / "crops-x2") in command and str(tmp_path / "siamese-downscaled") in command
+    every = hd_painting.experiment(hd_painting.parse_args(["--run-dir", str(tmp_path)]))
+    assert every.models == hd_painting.MODELS and every.modes == hd_painting.MODES
+    assert "--set" not in hd_painting.training_command(every, every.models[2])
+    with pytest.raises(SystemExit):
+        hd_painting.parse_args(["--model", "pix2pix"])
+
+
 # --------------------------------------------------------------------------------------------------
 # End to end, on small photos
 
