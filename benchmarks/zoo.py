@@ -73,7 +73,7 @@ class Budget:
 # 50k+ iterations: over a 1,000-step budget that halves the mean rate (digit-fd 517 with the
 # decay, 243 without, both measured in issue 18). LSGAN's and WGAN's narrow generators use
 # LeakyReLU (model.g_activation; the presets keep the papers' ReLU): at these widths and step
-# counts ReLU learns more slowly on every seed (the README's seeds table).
+# counts ReLU learned more slowly (on average over three seeds: the README's seeds table).
 BUDGETS: dict[str, Budget] = {
     "gan": Budget(4000, {"latent_dim": 64}),
     "dcgan": Budget(3000),
@@ -271,11 +271,14 @@ def seeds_table(records: dict[str, dict], variants: list[dict]) -> str:
     def family_order(row: tuple[tuple[str, str], dict]) -> int:
         return order.index(row[0][0])
 
+    def number(value: float) -> str:  # a decimal where a unit is a large step (DCGAN's ~20)
+        return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
     for (family, label), values in sorted(rows.items(), key=family_order):
-        cells = [f"{values[s][0]:.0f}" if s in values else "-" for s in seeds]
+        cells = [number(values[s][0]) if s in values else "-" for s in seeds]
         mean = sum(value for value, _ in values.values()) / len(values)
         commits = ", ".join(sorted({commit for _, commit in values.values()}))
-        lines.append(f"| `{family}` | {label} | {' | '.join(cells)} | {mean:.0f} | {commits} |")
+        lines.append(f"| `{family}` | {label} | {' | '.join(cells)} | {number(mean)} | {commits} |")
     return "\n".join(lines)
 
 

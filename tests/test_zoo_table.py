@@ -55,6 +55,9 @@ def test_the_seeds_table_has_a_row_per_family_commit_and_settings_with_the_mean(
     assert lines[3] == "| `lsgan` | g_width=32, code at old5678 | 180 | - | - | 180 | old5678 |"
     assert lines[4].startswith("| `lsgan` | g_width=32, model.g_activation=leaky_relu | - | 170")
     assert "gan`" not in rows.replace("`lsgan`", "")  # families without variants stay out
+    small = [record(0, 20.23, family="dcgan"), record(1, 14.79, family="dcgan")]
+    dcgan = zoo.seeds_table({}, small)
+    assert "| 20.2 | 14.8 | 17.5 |" in dcgan  # values under 100 keep a decimal
 
 
 def test_the_table_shows_a_record(tmp_path, monkeypatch):
