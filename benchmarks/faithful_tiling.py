@@ -107,6 +107,7 @@ def measure(run: Path, image: np.ndarray, tile: int, overlap: int) -> dict[str, 
         return output, round(time.perf_counter() - start, 1)
 
     reference, seconds = timed(mode="whole", stats="image")
+    reference_plain, reference_phase = seams(reference), seams(reference, PERIOD)
     record: dict[str, Any] = {
         "run": str(run),
         "network": type(loaded.network).__name__,
@@ -114,22 +115,21 @@ def measure(run: Path, image: np.ndarray, tile: int, overlap: int) -> dict[str, 
         "tile": tile,
         "overlap": overlap,
         "reference": {"mode": "whole", "stats": "image", "seconds": seconds,
-                      "seam_score_on_tile_lines": seams(reference),
-                      "seam_score_phase_on_tile_lines": seams(reference, PERIOD)},
+                      "seam_score_on_tile_lines": reference_plain,
+                      "seam_score_phase_on_tile_lines": reference_phase},
         "results": [],
     }  # fmt: skip
     whole_running = None
     for mode, stats in (("whole", "running"), ("overlap", "image"), ("overlap", "running")):
         tiling = {"tile": tile, "overlap": overlap} if mode == "overlap" else {}
         output, seconds = timed(mode=mode, stats=stats, **tiling)
+        plain, phase = seams(output), seams(output, PERIOD)
         result = {
             "mode": mode, "stats": stats, "psnr_vs_reference_db": round(psnr(output, reference), 2),
-            "seam_score": seams(output),
-            "seam_score_over_reference": round(seams(output) / seams(reference), 4),
-            "seam_score_phase": seams(output, PERIOD),
-            "seam_score_phase_over_reference": round(
-                seams(output, PERIOD) / seams(reference, PERIOD), 4
-            ),
+            "seam_score": plain,
+            "seam_score_over_reference": round(plain / reference_plain, 4),
+            "seam_score_phase": phase,
+            "seam_score_phase_over_reference": round(phase / reference_phase, 4),
             "seconds": seconds,
         }  # fmt: skip
         if whole_running is None:
